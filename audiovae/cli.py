@@ -1,0 +1,251 @@
+"""The `audiovae` command. Each verb is a small function; `audiovae VERB --help` explains every flag."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import AudioVAEError
+
+EPILOG = "Docs and recipes: see README.md. Every verb takes --help."
+
+
+def _add_device(p):
+    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (GPU when present) [default: auto]")
+
+
+def _device(name: str) -> str:
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+# --- preprocess ----------------------------------------------------------------------------------------------
+def cmd_preprocess(args) -> int:
+    from .train.config import load_recipe, recipe_from_tree
+
+    recipe = load_recipe(args.recipe, args.set) if args.recipe else recipe_from_tree({"task": args.kind})
+    if recipe.task == "mel_vae":
+        from .data.audio_folder import preprocess_audio_folder
+
+        d = recipe.data
+        _, report = preprocess_audio_folder(args.data, cache_dir=args.cache, mel_config=recipe.mel_config,
+                                            normalization=d.normalization, labels=d.labels,
+                                            min_seconds=d.min_seconds, workers=args.workers, progress=True)
+    else:
+        from .data.midi_folder import scan_midi_folder
+        from .train.midi_task import roll_config_from
+
+        report = scan_midi_folder(args.data, cache_dir=args.cache, config=roll_config_from(recipe),
+                                  workers=args.workers).report
+    print(report.summary())
+    return 0
+
+
+# --- train ---------------------------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from .train.config import apply_overrides, load_recipe, read_toml_tree, recipe_from_tree
+    from .train.loop import train
+
+    run_dir = Path(args.out)
+    resolved = run_dir / "recipe.resolved.toml"
+    overrides = list(args.set)
+    if args.data:
+        overrides.append(f'data.path="{Path(args.data).resolve()}"')
+    if args.resume and resolved.is_file():
+        recipe = recipe_from_tree(apply_overrides(read_toml_tree(resolved), overrides))
+    elif args.recipe:
+        recipe = load_recipe(args.recipe, overrides)
+    else:
+        raise AudioVAEError(f"give a RECIPE (or --resume an existing run; {resolved} was not found)")
+    if not args.resume and (run_dir / "checkpoints").exists():
+        raise AudioVAEError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    train(recipe, run_dir, resume_run=args.resume, progress=not args.no_progress)
+    return 0
+
+
+# --- mel inference verbs -------------------------------------------------------------------------------------
+def _load_mel_model(path, device):
+    from . import load
+
+    model = load(path, device=_device(device))
+    if not getattr(model, "frontend", None):
+        raise AudioVAEError(f"{path} is not an audio model (it has no mel front end); use the MIDI verbs")
+    return model
+
+
+def cmd_reconstruct(args) -> int:
+    import torch
+
+    from .audio.io import write_wav
+    from .inference import clip_to_mel, genre_condition, mel_to_waveform, model_mel_config
+
+    model = _load_mel_model(args.model, args.device)
+    with torch.no_grad():
+        mel = clip_to_mel(model, args.input).unsqueeze(0)
+        cond = genre_condition(model, args.genre, mel.device)
+        mel_hat = model.decode(model.encode(mel, cond).mode(), cond, frames=mel.shape[-1])[0]
+        wav = mel_to_waveform(model, mel_hat, n_iter=args.n_iter)
+    config = model_mel_config(model)
+    write_wav(args.output, wav, config.sample_rate)
+    if args.png:
+        from .audio.plots import save_mel_png
+
+        save_mel_png(args.png, [mel[0], mel_hat], ["input", "reconstruction"], frames_per_second=config.frames_per_second)
+    print(f"wrote {args.output} ({len(wav) / config.sample_rate:.2f} s)")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from .audio.io import write_wav
+    from .audio.plots import save_mel_png
+    from .inference import genre_condition, mel_to_waveform, model_mel_config
+
+    model = _load_mel_model(args.model, args.device)
+    config = model_mel_config(model)
+    device = next(model.parameters()).device
+    frames = config.num_frames(int(args.seconds * config.sample_rate))
+    generator = torch.Generator(device="cpu").manual_seed(args.seed)
+    out = Path(args.out)
+    cond = genre_condition(model, args.genre, device)
+    with torch.no_grad():
+        for i in range(args.n):
+            z = torch.randn(1, model.latent_channels, model.latent_frames(frames), generator=generator) * args.temperature
+            mel = model.decode(z.to(device), cond, frames=frames)[0]
+            wav = mel_to_waveform(model, mel, n_iter=args.n_iter)
+            write_wav(out / f"sample_{i:03d}.wav", wav, config.sample_rate)
+            save_mel_png(out / f"sample_{i:03d}.png", [mel], [f"sample {i}"], frames_per_second=config.frames_per_second)
+    print(f"wrote {args.n} samples to {out}")
+    return 0
+
+
+def cmd_blend(args) -> int:
+    import torch
+
+    from .audio.io import write_wav
+    from .inference import clip_to_mel, genre_condition, mel_to_waveform, model_mel_config
+    from .latent import interpolate
+
+    if not 0.0 <= args.alpha <= 1.0:
+        raise AudioVAEError(f"--alpha must be in [0, 1], got {args.alpha}")
+    model = _load_mel_model(args.model, args.device)
+    with torch.no_grad():
+        mel_a, mel_b = clip_to_mel(model, args.a), clip_to_mel(model, args.b)
+        frames = min(mel_a.shape[-1], mel_b.shape[-1])
+        cond = genre_condition(model, args.genre, mel_a.device)
+        z_a = model.encode(mel_a[None, :, :frames], cond).mode()[0]
+        z_b = model.encode(mel_b[None, :, :frames], cond).mode()[0]
+        z = interpolate(z_a, z_b, args.alpha, method=args.method, dim=0)
+        mel = model.decode(z[None], cond, frames=frames)[0]
+        wav = mel_to_waveform(model, mel, n_iter=args.n_iter)
+    write_wav(args.out, wav, model_mel_config(model).sample_rate)
+    print(f"wrote {args.out}")
+    return 0
+
+
+# --- parser --------------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="audiovae", description="Variational autoencoders for music and sound.",
+                                     epilog=EPILOG)
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"audiovae {__version__}")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
+
+    p = verbs.add_parser("preprocess", help="scan a data folder and fill the feature cache",
+                         description="Scan an audio (or MIDI) folder once and cache its features. Resumable: an "
+                         "interrupted pass continues; an unchanged folder costs nothing. The data folder is only read.")
+    p.add_argument("data", help="folder of audio files (genre subfolders give labels)")
+    p.add_argument("--cache", required=True, help="cache folder (outside the data folder); pass the same as "
+                   "data.cache_dir when training")
+    p.add_argument("--recipe", help="recipe whose front end / grid to use [default: the built-in defaults]")
+    p.add_argument("--kind", choices=("mel_vae", "midi_cvae"), default="mel_vae",
+                   help="what the folder holds when no --recipe is given [default: mel_vae = audio]")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe override (repeatable)")
+    p.add_argument("--workers", type=int, default=2, help="parallel processes [default: 2]")
+    p.set_defaults(func=cmd_preprocess)
+
+    p = verbs.add_parser("train", help="train a model from a TOML recipe",
+                         description="Train a recipe on a data folder into a run folder (checkpoints, metrics.jsonl, "
+                         "sample PNG/WAV, final model in RUN/model). Runs under torchrun for several processes.")
+    p.add_argument("recipe", nargs="?", help="TOML recipe, e.g. recipes/mel_vae.toml (optional with --resume)")
+    p.add_argument("--data", help="data folder (sets data.path)")
+    p.add_argument("--out", required=True, help="run folder to create (or to continue with --resume)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe value, e.g. --set train.max_steps=500 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_train)
+
+    p = verbs.add_parser("reconstruct", help="encode and decode an audio file",
+                         description="Encode a clip to its latent (posterior mode), decode it and vocode it to WAV.")
+    p.add_argument("model", help="model folder or run folder")
+    p.add_argument("input", help="audio file (wav, flac, ogg, mp3, aiff)")
+    p.add_argument("output", help="WAV file to write")
+    p.add_argument("--genre", help="genre condition for conditional models [default: none]")
+    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations [default: 64]")
+    p.add_argument("--png", help="also write input|reconstruction mel picture here")
+    _add_device(p)
+    p.set_defaults(func=cmd_reconstruct)
+
+    p = verbs.add_parser("sample", help="generate audio from the prior",
+                         description="Draw latents from N(0, temperature^2 I), decode and vocode them.")
+    p.add_argument("model", help="model folder or run folder")
+    p.add_argument("--n", type=int, default=4, help="how many clips [default: 4]")
+    p.add_argument("--seconds", type=float, default=4.0, help="length of each clip [default: 4]")
+    p.add_argument("--temperature", type=float, default=1.0, help="prior scale [default: 1.0]")
+    p.add_argument("--genre", help="genre condition for conditional models [default: none]")
+    p.add_argument("--seed", type=int, default=0, help="random seed [default: 0]")
+    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations [default: 64]")
+    p.add_argument("--out", required=True, help="folder for sample_NNN.wav/.png")
+    _add_device(p)
+    p.set_defaults(func=cmd_sample)
+
+    p = verbs.add_parser("blend", help="blend two clips by latent interpolation",
+                         description="Encode A and B (cropped to the shorter), interpolate their latents frame by "
+                         "frame, decode and vocode.")
+    p.add_argument("model", help="model folder or run folder")
+    p.add_argument("a", help="first audio file (alpha = 0)")
+    p.add_argument("b", help="second audio file (alpha = 1)")
+    p.add_argument("--alpha", type=float, default=0.5, help="0 = A, 1 = B [default: 0.5]")
+    p.add_argument("--method", choices=("slerp", "lerp"), default="slerp", help="interpolation [default: slerp]")
+    p.add_argument("--genre", help="genre condition for conditional models [default: none]")
+    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations [default: 64]")
+    p.add_argument("--out", required=True, help="WAV file to write")
+    _add_device(p)
+    p.set_defaults(func=cmd_blend)
+
+    for register in _extra_verbs():
+        register(verbs)
+    return parser
+
+
+def _extra_verbs():
+    """Verb groups living beside their model family (MIDI)."""
+    try:
+        from .midi.cli import register_midi_verbs
+    except ImportError:
+        return []
+    return [register_midi_verbs]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except AudioVAEError as exc:
+        print(f"audiovae {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

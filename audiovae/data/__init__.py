@@ -1,0 +1,6 @@
+"""Datasets over a user's folder: scanning, genre labels from subfolders, on-disk feature caches, splits."""
+from .audio_folder import AudioFolder, split_by_file
+from .mel_cache import CachedClip, ScanReport, cache_location, preprocess_audio_folder
+# from .midi_folder import MidiFolder, ...  (MIDI datasets; note its ScanReport is a different class)
+
+__all__ = ["AudioFolder", "CachedClip", "ScanReport", "cache_location", "preprocess_audio_folder", "split_by_file"]

@@ -1,0 +1,306 @@
+"""Evaluate a trained PianoRollCVAE: a genre classifier trained on real data only, then reconstruction,
+genre control, genre transfer and novelty numbers.
+
+The classifier (:class:`~audiovae.models.pianoroll_cvae.GenreClassifier`) learns from the training pieces of the
+same piece-level split the VAE trained on and is scored on the held-out pieces; it is saved as its own checkpoint
+folder and reused while the data, split and grid stay the same. Generated segments are judged the way a user gets
+them: thresholded at 0.5 and cleaned (:func:`clean_roll`).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..errors import AudioVAEError, ConfigError
+from ..models.pianoroll_cvae import GenreClassifier
+from .generate import decode_rolls
+from .pianoroll import SUSTAIN, RollConfig, clean_roll
+
+TEMPERATURES = (0.5, 0.8, 1.0)
+
+
+# --- the classifier --------------------------------------------------------------------------------------------
+def _shift_pitch(x: torch.Tensor, shift: int) -> torch.Tensor:
+    """Transpose rolls Tensor[B, 2, S, P] by ``shift`` semitones; notes pushed out of range are dropped."""
+    if shift == 0:
+        return x
+    out = torch.zeros_like(x)
+    if shift > 0:
+        out[..., shift:] = x[..., :-shift]
+    else:
+        out[..., :shift] = x[..., -shift:]
+    return out
+
+
+def train_classifier(segments: np.ndarray, genre_ids: np.ndarray, *, genres: list[str], roll: RollConfig,
+                     steps: int = 1500, batch_size: int = 64, lr: float = 2e-3, transpose: int = 2, seed: int = 0,
+                     channels: tuple[int, ...] = (64, 96, 128), log=print) -> GenreClassifier:
+    """Train a GenreClassifier on bool segments [N, 2, S, P] with genre ids [N].
+
+    Batches draw genres uniformly and then segments uniformly within the genre (so rare genres count as much as
+    common ones), with a random transposition in [-transpose, transpose] semitones. AdamW, cosine learning rate.
+    """
+    present = [g for g in range(len(genres)) if (genre_ids == g).any()]
+    if len(present) < 2:
+        raise AudioVAEError(f"the classifier needs training segments of at least two genres, got {len(present)}")
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = GenreClassifier(roll=roll.to_dict(), genres=list(genres), channels=list(channels))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    members = [torch.from_numpy(np.flatnonzero(genre_ids == g)) for g in range(len(genres))]
+    present_t = torch.tensor(present)
+    model.train()
+    started, running = time.perf_counter(), 0.0
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * 0.5 * (1 + np.cos(np.pi * step / steps))
+        labels = present_t[torch.randint(len(present), (batch_size,), generator=generator)]
+        index = torch.stack([members[g][torch.randint(len(members[g]), (), generator=generator)] for g in labels.tolist()])
+        x = torch.from_numpy(segments[index.numpy()].astype(np.float32))
+        shift = int(torch.randint(-transpose, transpose + 1, (), generator=generator)) if transpose else 0
+        loss = F.cross_entropy(model(_shift_pitch(x, shift)), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running += float(loss)
+        if log and (step + 1) % max(1, steps // 5) == 0:
+            log(f"  classifier step {step + 1}/{steps}: loss {running / max(1, steps // 5):.3f} "
+                f"({time.perf_counter() - started:.0f} s)")
+            running = 0.0
+    return model.eval()
+
+
+@torch.no_grad()
+def classify(classifier: GenreClassifier, rolls: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
+    """Predicted genre ids int64 [N] for rolls [N, 2, S, P] (bool or float in [0, 1])."""
+    out = [classifier(torch.from_numpy(np.asarray(rolls[i:i + batch_size], dtype=np.float32))).argmax(1)
+           for i in range(0, len(rolls), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros(0, np.int64)
+
+
+def load_or_train_classifier(path: Path, train, val, *, retrain: bool = False, steps: int = 1500, seed: int = 0,
+                             log=print) -> GenreClassifier:
+    """The classifier saved at ``path`` if it was trained on the same data, split and grid; else train one on
+    ``train`` (a MidiFolder split) and save it there. ``val`` only identifies the split."""
+    from ..train.checkpoint import load_model, read_config, write_model_folder
+
+    identity = {"data": str(Path(train.root).resolve()), "val_fraction": train.val_fraction,
+                "train_pieces": len(train.piece_paths), "val_pieces": len(val.piece_paths),
+                "train_segments": len(train), "roll": train.config.to_dict(), "genres": list(train.genres)}
+    path = Path(path)
+    if not retrain and (path / "config.json").is_file():
+        if read_config(path).get("classifier_data") == identity:
+            log(f"using the genre classifier in {path}")
+            return load_model(path)
+        log(f"the classifier in {path} was trained on other data or another split; retraining it")
+    log(f"training the genre classifier on {len(train)} real training segments ({steps} steps)")
+    classifier = train_classifier(train.segments, train.genre_ids, genres=list(train.genres), roll=train.config,
+                                  steps=steps, seed=seed, log=log)
+    write_model_folder(path, classifier, extra={"classifier_data": identity})
+    log(f"classifier written to {path}")
+    return classifier
+
+
+# --- the measurements ------------------------------------------------------------------------------------------
+def per_genre_accuracy(predicted: np.ndarray, wanted: np.ndarray, genres: list[str]) -> dict:
+    """{"accuracy": share of predicted == wanted, "balanced": mean over genres, "per_genre": {genre: share}}."""
+    per = {g: float((predicted[wanted == i] == i).mean()) for i, g in enumerate(genres) if (wanted == i).any()}
+    return {"accuracy": float((predicted == wanted).mean()), "balanced": float(np.mean(list(per.values()))),
+            "per_genre": per}
+
+
+def sample_segments(model, genre: int, n: int, *, temperature: float, generator: torch.Generator) -> np.ndarray:
+    """``n`` prior samples of one genre: cleaned bool segments [n, 2, S, P]."""
+    z = torch.randn(n, model.latent_dim, generator=generator) * temperature
+    return clean_roll(decode_rolls(model, z, torch.tensor([genre])))
+
+
+def genre_control(model, classifier, *, per_genre: int, temperatures=TEMPERATURES, seed: int = 0):
+    """Share of generated segments the classifier assigns to the requested genre, per temperature.
+
+    Returns ({"T=0.5": per_genre_accuracy(...), ...}, the segments generated at the last temperature
+    bool [G * per_genre, 2, S, P]).
+    """
+    genres = list(model.conditions)
+    results, last = {}, None
+    for temperature in temperatures:
+        generator = torch.Generator().manual_seed(seed)
+        rolls = np.concatenate([sample_segments(model, g, per_genre, temperature=temperature, generator=generator)
+                                for g in range(len(genres))])
+        wanted = np.repeat(np.arange(len(genres)), per_genre)
+        results[f"T={temperature:g}"] = per_genre_accuracy(classify(classifier, rolls), wanted, genres)
+        last = rolls
+    return results, last
+
+
+def pick_per_genre(genre_ids: np.ndarray, genre: int, limit: int) -> np.ndarray:
+    """Up to ``limit`` indices of ``genre``, evenly spread over its segments (deterministic)."""
+    members = np.flatnonzero(genre_ids == genre)
+    if len(members) <= limit:
+        return members
+    return members[np.linspace(0, len(members) - 1, limit).astype(np.int64)]
+
+
+@torch.no_grad()
+def transfer_accuracy(model, classifier, segments: np.ndarray, genre_ids: np.ndarray, *, per_genre: int) -> dict:
+    """Held-out segments of each genre, encoded with their genre (posterior mode) and decoded as each other genre:
+    the share the classifier puts in the target genre, overall and as a source x target table."""
+    genres = list(model.conditions)
+    device = next(model.parameters()).device
+    table, hits, total = {}, 0, 0
+    for source in range(len(genres)):
+        pick = pick_per_genre(genre_ids, source, per_genre)
+        if len(pick) == 0:
+            continue
+        x = torch.from_numpy(segments[pick].astype(np.float32)).to(device)
+        z = model.encode(x, torch.full((len(x),), source, device=device)).mode()
+        row = {}
+        for target in range(len(genres)):
+            if target == source:
+                continue
+            predicted = classify(classifier, clean_roll(decode_rolls(model, z, torch.tensor([target]))))
+            row[genres[target]] = float((predicted == target).mean())
+            hits, total = hits + int((predicted == target).sum()), total + len(predicted)
+        table[genres[source]] = row
+    return {"accuracy": hits / max(total, 1), "segments_per_source": per_genre, "table": table}
+
+
+def max_overlap(queries: np.ndarray, references: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
+    """For each query roll, the largest sustain-channel IoU (Jaccard) with any reference roll: float [Nq].
+
+    queries, references: bool [N, 2, S, P]. IoU = |a & b| / |a | b| over the S x P sustain cells (0 for two
+    empty rolls).
+    """
+    q = torch.from_numpy(queries[:, SUSTAIN].reshape(len(queries), -1).astype(np.float32))
+    q_size = q.sum(1, keepdim=True)
+    best = torch.zeros(len(q))
+    for start in range(0, len(references), chunk):
+        r = torch.from_numpy(references[start:start + chunk, SUSTAIN].reshape(-1, q.shape[1]).astype(np.float32))
+        inter = q @ r.T
+        union = q_size + r.sum(1)[None] - inter
+        best = torch.maximum(best, (inter / union.clamp_min(1)).amax(1))
+    return best.numpy()
+
+
+def novelty(generated: np.ndarray, train_segments: np.ndarray, held_out: np.ndarray) -> dict:
+    """Nearest-training-segment overlap (sustain IoU) of generated segments, with held-out real segments of the
+    same count as the reference point (real music that was not trained on)."""
+    generated_best = max_overlap(generated, train_segments)
+    pick = np.linspace(0, len(held_out) - 1, min(len(held_out), len(generated))).astype(np.int64)
+    real_best = max_overlap(held_out[pick], train_segments) if len(pick) else np.zeros(0)
+    return {"generated": {"max": float(generated_best.max()), "mean": float(generated_best.mean()),
+                          "share_above_0.8": float((generated_best > 0.8).mean()), "segments": len(generated_best)},
+            "held_out_real": {"max": float(real_best.max()) if len(real_best) else float("nan"),
+                              "mean": float(real_best.mean()) if len(real_best) else float("nan"),
+                              "share_above_0.8": float((real_best > 0.8).mean()) if len(real_best) else float("nan"),
+                              "segments": len(real_best)}}
+
+
+# --- the whole evaluation --------------------------------------------------------------------------------------
+def _run_dir(folder: Path) -> Path:
+    """The training run a checkpoint folder belongs to (the nearest ancestor with recipe.resolved.toml), else
+    the folder's parent."""
+    for parent in folder.resolve().parents:
+        if (parent / "recipe.resolved.toml").is_file():
+            return parent
+    return folder.resolve().parent
+
+
+def evaluate_model(model, data: str | Path, *, cache_dir: str | Path | None = None,
+                   classifier_path: str | Path | None = None, retrain_classifier: bool = False,
+                   classifier_steps: int = 1500, per_genre: int = 200, transfer_per_genre: int = 100,
+                   temperatures=TEMPERATURES, seed: int = 0, log=print) -> dict:
+    """Evaluate a trained PianoRollCVAE on a MIDI folder with the split it was trained with; returns a JSON-able
+    dict (see :func:`format_report`). Defaults: cache and classifier in the model's run folder."""
+    from ..data.midi_folder import MidiFolder
+    from ..train.checkpoint import read_config
+    from ..train.midi_task import reconstruction_metrics
+
+    started = time.perf_counter()
+    folder = Path(model.checkpoint_path)
+    run_dir = _run_dir(folder)
+    recipe = read_config(folder).get("recipe") or {}
+    d = recipe.get("data", {})
+    if not model.conditions:
+        raise ConfigError("evaluate-midi measures genre control; this model is unconditional")
+    config: RollConfig = model.roll
+    hop_bars = d.get("hop_bars") or config.segment_bars
+    cache_dir = Path(cache_dir or d.get("cache_dir") or run_dir / "cache")
+    train = MidiFolder(data, cache_dir=cache_dir, split="train", val_fraction=d.get("val_fraction", 0.1),
+                       config=config, hop_steps=hop_bars * config.steps_per_bar, workers=d.get("workers", 0),
+                       progress=False)
+    val = train.with_split("val")
+    if list(train.genres) != list(model.conditions):
+        raise ConfigError(f"the data's genres {list(train.genres)} differ from the model's {model.conditions}")
+    if len(val) == 0:
+        raise AudioVAEError("the held-out split is empty; evaluate needs held-out pieces (data.val_fraction > 0)")
+    log(f"data: {len(train)} training segments ({len(train.piece_paths)} pieces), {len(val)} held-out segments "
+        f"({len(val.piece_paths)} pieces)")
+    classifier = load_or_train_classifier(Path(classifier_path or run_dir / "classifier"), train, val,
+                                          retrain=retrain_classifier, steps=classifier_steps, seed=seed, log=log)
+    genres = list(model.conditions)
+    real = per_genre_accuracy(classify(classifier, val.segments), val.genre_ids, genres)
+    log("reconstruction of held-out segments ...")
+    recon = {k.removeprefix("val/"): v for k, v in reconstruction_metrics(model, val.segments, val.genre_ids).items()}
+    log(f"genre control ({per_genre} segments per genre and temperature) ...")
+    control, generated = genre_control(model, classifier, per_genre=per_genre, temperatures=temperatures, seed=seed)
+    log("genre transfer ...")
+    transfer = transfer_accuracy(model, classifier, val.segments, val.genre_ids, per_genre=transfer_per_genre)
+    log("novelty (nearest training segment) ...")
+    novel = novelty(generated, train.segments, val.segments)
+    return {"model": str(folder), "data": str(data), "genres": genres, "classifier_real_held_out": real,
+            "reconstruction": recon, "genre_control": control, "transfer": transfer,
+            "novelty": novel | {"temperature": float(temperatures[-1])},
+            "seconds": round(time.perf_counter() - started, 1)}
+
+
+def format_report(report: dict) -> str:
+    """The evaluation as a plain-text table."""
+    genres = report["genres"]
+    r, real = report["reconstruction"], report["classifier_real_held_out"]
+    lines = [f"model {report['model']} on {report['data']}",
+             f"held-out reconstruction ({int(r['segments'])} segments, posterior mode, threshold 0.5): "
+             f"onset F1 {r['onset_f1']:.3f}, sustain F1 {r['sustain_f1']:.3f}, KL {r['kl']:.1f} nats, "
+             f"-ELBO {r['nelbo']:.1f} nats per segment, {int(r['active_units'])} active units",
+             "",
+             "genre accuracy (classifier trained on real training pieces; share assigned to the wanted genre)"]
+    columns = ["real held-out"] + [f"generated {t}" for t in report["genre_control"]] + ["transfer into"]
+    width = max(len(g) for g in genres + ["overall", "balanced (mean)"]) + 2
+    lines.append("".join([" " * width] + [f"{c:>16}" for c in columns]))
+    transfer_into = {g: [] for g in genres}
+    for row in report["transfer"]["table"].values():
+        for target, share in row.items():
+            transfer_into[target].append(share)
+
+    def cells(values):
+        return "".join(f"{v:>16.1%}" if v == v else f"{'-':>16}" for v in values)
+
+    for g in genres:
+        values = [real["per_genre"].get(g, float("nan"))]
+        values += [c["per_genre"].get(g, float("nan")) for c in report["genre_control"].values()]
+        values.append(float(np.mean(transfer_into[g])) if transfer_into[g] else float("nan"))
+        lines.append(f"{g:<{width}}" + cells(values))
+    lines.append(f"{'overall':<{width}}" + cells([real["accuracy"]] + [c["accuracy"] for c in
+                                                  report["genre_control"].values()] + [report["transfer"]["accuracy"]]))
+    lines.append(f"{'balanced (mean)':<{width}}" + cells([real["balanced"]] + [c["balanced"] for c in
+                                                          report["genre_control"].values()] + [float("nan")]))
+    n = report["novelty"]
+    lines += ["", f"novelty: largest sustain IoU with any training segment (generated at T={n['temperature']:g}, "
+                  f"{n['generated']['segments']} segments; held-out real segments for reference)"]
+    for name, key in (("generated", "generated"), ("held-out real", "held_out_real")):
+        v = n[key]
+        lines.append(f"  {name:<14} max {v['max']:.3f}   mean {v['mean']:.3f}   share > 0.8: {v['share_above_0.8']:.1%}")
+    lines.append(f"({report['seconds']:.0f} s)")
+    return "\n".join(lines)
+
+
+def write_report(report: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    return path

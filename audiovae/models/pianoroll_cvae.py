@@ -1,0 +1,244 @@
+"""PianoRollCVAE: a conditional VAE over piano-roll segments, and the small genre classifier that judges it.
+
+A segment is a roll Tensor[B, 2, S, P] in {0, 1} (channel 0 onsets, channel 1 sustain; S grid steps, P pitches;
+see :mod:`audiovae.midi.pianoroll`). Both networks read it as a 1-D signal over time whose channels are the
+2 * P (channel, pitch) rows, so every layer is a 1-D convolution over time: that keeps a batch of a thousand
+4-bar segments well under a second on a CPU. The decoder is non-autoregressive (all steps and pitches at once)
+and gives independent Bernoulli logits for every onset and sustain cell.
+
+q(z | roll, genre) = N(mean, diag(exp(logvar))), z: Tensor[B, latent_dim]; p(roll | z, genre) Bernoulli; prior
+N(0, I). The genre is a learned embedding that modulates every residual block (FiLM) and is also fed to the
+decoder's input layer. Row ``num_genres`` of the embedding is a learned "no genre" entry, used for ``cond=None``
+and, during training, with probability ``cond_dropout``; a mixture of genres is the weighted sum of their rows.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .base import saves_init_args
+from .posterior import DiagonalGaussian
+
+ONSET_RATE, SUSTAIN_RATE = 0.007, 0.035  # typical cell densities; they set the initial output biases
+
+
+def _groups(channels: int) -> int:
+    return 8 if channels % 8 == 0 else 1
+
+
+class FiLMBlock(nn.Module):
+    """x + conv(silu(conv(silu(film(norm(x)))))) over time. x: Tensor[B, C, T], cond: Tensor[B, cond_dim] or None."""
+
+    def __init__(self, channels: int, cond_dim: int, dilation: int = 1):
+        super().__init__()
+        self.norm = nn.GroupNorm(_groups(channels), channels)
+        self.conv1 = nn.Conv1d(channels, channels, 3, padding=dilation, dilation=dilation)
+        self.conv2 = nn.Conv1d(channels, channels, 3, padding=1)
+        self.film = nn.Linear(cond_dim, 2 * channels) if cond_dim else None
+        if self.film is not None:  # start as an unconditioned block
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        h = self.norm(x)
+        if self.film is not None and cond is not None:
+            scale, shift = self.film(cond).unsqueeze(-1).chunk(2, dim=1)
+            h = h * (1 + scale) + shift
+        return x + self.conv2(F.silu(self.conv1(F.silu(h))))
+
+
+class Stage(nn.Module):
+    """``num_blocks`` FiLM blocks at one time resolution, dilations 1, 2, 4, ..."""
+
+    def __init__(self, channels: int, num_blocks: int, cond_dim: int):
+        super().__init__()
+        self.blocks = nn.ModuleList(FiLMBlock(channels, cond_dim, 2**i) for i in range(num_blocks))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        for block in self.blocks:
+            x = block(x, cond)
+        return x
+
+
+def roll_to_rows(x: torch.Tensor, substeps: int = 1) -> torch.Tensor:
+    """Tensor[B, 2, S, P] -> Tensor[B, 2 * P * substeps, S / substeps]: one channel per (onset/sustain, pitch,
+    step within a group of ``substeps``) row, so the time axis runs over groups of steps (e.g. quarter notes)."""
+    b, c, s, p = x.shape
+    return x.reshape(b, c, s // substeps, substeps, p).permute(0, 1, 4, 3, 2).reshape(b, c * p * substeps, -1)
+
+
+def rows_to_roll(h: torch.Tensor, pitches: int, substeps: int = 1) -> torch.Tensor:
+    """Inverse of :func:`roll_to_rows`: Tensor[B, 2 * P * substeps, T] -> Tensor[B, 2, T * substeps, P]."""
+    b, _, t = h.shape
+    return h.reshape(b, 2, pitches, substeps, t).permute(0, 1, 4, 3, 2).reshape(b, 2, t * substeps, pitches)
+
+
+class TimeEncoder(nn.Module):
+    """Rows Tensor[B, in_channels, T] -> features Tensor[B, channels[-1], T / 2**len(channels)].
+
+    Stage i runs at T / 2**i positions with ``channels[i]`` channels and ends in a stride-2 convolution.
+    """
+
+    def __init__(self, in_channels: int, channels: tuple[int, ...], num_blocks: int, cond_dim: int):
+        super().__init__()
+        self.conv_in = nn.Conv1d(in_channels, channels[0], 3, padding=1)
+        self.stages = nn.ModuleList(Stage(c, num_blocks, cond_dim) for c in channels)
+        outs = list(channels[1:]) + [channels[-1]]
+        self.downs = nn.ModuleList(nn.Conv1d(c, o, 4, stride=2, padding=1) for c, o in zip(channels, outs))
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        h = self.conv_in(x)
+        for stage, down in zip(self.stages, self.downs):
+            h = down(F.silu(stage(h, cond)))
+        return F.silu(h)
+
+
+@saves_init_args
+class PianoRollCVAE(nn.Module):
+    """Conditional VAE over piano-roll segments [B, 2, S, P] with a vector latent z [B, latent_dim].
+
+    Args (plain keywords; they are the saved config):
+        roll: the RollConfig dict of the grid (steps_per_quarter, pitch_low, pitch_high, segment_bars,
+            beats_per_bar); S = segment_bars * beats_per_bar * steps_per_quarter.
+        genres: genre names; empty = unconditional. latent_dim: size of z.
+        substeps: grid steps folded into channels, so the networks run over S / substeps positions (4 with
+            4 steps per quarter = one position per quarter note); S must divide by substeps * 2**len(channels).
+        channels: conv channels per time resolution, finest first (the decoder mirrors the encoder).
+        blocks_per_stage: residual blocks per resolution. cond_dim: genre embedding size.
+        cond_dropout: training probability of the "no genre" embedding.
+    """
+
+    def __init__(self, *, roll: dict | None = None, genres: list[str] | tuple[str, ...] = (), latent_dim: int = 128,
+                 substeps: int = 4, channels: list[int] | tuple[int, ...] = (256, 256), blocks_per_stage: int = 1,
+                 cond_dim: int = 32, cond_dropout: float = 0.1):
+        super().__init__()
+        from ..midi.pianoroll import RollConfig  # deferred: models do not need the MIDI stack at import time
+
+        self.roll = RollConfig(**(roll or {}))
+        self.genres, self.latent_dim, self.cond_dropout = list(genres), latent_dim, cond_dropout
+        self.steps, self.pitches, self.substeps = self.roll.segment_steps, self.roll.num_pitches, substeps
+        channels = tuple(channels)
+        if not channels or substeps < 1 or self.steps % (substeps * 2 ** len(channels)):
+            raise ValueError(f"segment steps {self.steps} must divide by substeps * 2**len(channels) = "
+                             f"{substeps * 2 ** len(channels)}")
+        self.latent_stats: dict = {}
+        self.coarse_steps = self.steps // (substeps * 2 ** len(channels))
+        cdim = cond_dim if self.genres else 0
+        self.genre_embedding = nn.Embedding(len(self.genres) + 1, cond_dim) if self.genres else None
+        rows = 2 * self.pitches * substeps
+        flat = channels[-1] * self.coarse_steps
+
+        self.encoder = TimeEncoder(rows, channels, blocks_per_stage, cdim)
+        self.to_posterior = nn.Linear(flat + cdim, 2 * latent_dim)
+
+        self.from_latent = nn.Linear(latent_dim + cdim, flat)
+        ups_in = [channels[-1]] + list(channels[:0:-1])  # coarse -> fine
+        self.ups = nn.ModuleList(nn.ConvTranspose1d(i, o, 4, stride=2, padding=1)
+                                 for i, o in zip(ups_in, channels[::-1]))
+        self.dec_stages = nn.ModuleList(Stage(c, blocks_per_stage, cdim) for c in channels[::-1])
+        self.conv_out = nn.Conv1d(channels[0], rows, 1)
+        with torch.no_grad():
+            bias = self.conv_out.bias.view(2, -1)
+            bias[0].fill_(math.log(ONSET_RATE / (1 - ONSET_RATE)))
+            bias[1].fill_(math.log(SUSTAIN_RATE / (1 - SUSTAIN_RATE)))
+
+    # --- model protocol ---------------------------------------------------------------------------------
+    @property
+    def conditions(self) -> list[str]:
+        return self.genres
+
+    @property
+    def latent_shape(self) -> tuple[int]:
+        return (self.latent_dim,)
+
+    @property
+    def segment_shape(self) -> tuple[int, int, int]:
+        """(2, S, P) of one input segment."""
+        return (2, self.steps, self.pitches)
+
+    def embed_condition(self, cond: torch.Tensor | None, batch: int, device) -> torch.Tensor | None:
+        """cond: None, genre ids LongTensor[B] (-1 = unknown), or mixture weights FloatTensor[B, num_genres]
+        -> Tensor[B, cond_dim], or None for an unconditional model."""
+        if self.genre_embedding is None:
+            return None
+        table = self.genre_embedding.weight
+        if cond is None:
+            return table[len(self.genres)].expand(batch, -1)
+        cond = cond.to(device)
+        if cond.is_floating_point():
+            if cond.dim() != 2 or cond.shape[1] != len(self.genres):
+                raise ValueError(f"mixture weights must be [B, {len(self.genres)}], got {tuple(cond.shape)}")
+            return cond.to(table.dtype) @ table[: len(self.genres)]
+        ids = cond.long().clone()
+        ids[ids < 0] = len(self.genres)
+        if self.training and self.cond_dropout > 0:
+            ids[torch.rand(ids.shape, device=ids.device) < self.cond_dropout] = len(self.genres)
+        return self.genre_embedding(ids)
+
+    def encode(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> DiagonalGaussian:
+        """x: Tensor[B, 2, S, P] in [0, 1] -> q(z | x, genre) over z: Tensor[B, latent_dim]."""
+        if x.dim() != 4 or tuple(x.shape[1:]) != self.segment_shape:
+            raise ValueError(f"expected rolls [B, {', '.join(map(str, self.segment_shape))}], got {tuple(x.shape)}")
+        c = self.embed_condition(cond, x.shape[0], x.device)
+        h = self.encoder(roll_to_rows(x.to(self.conv_out.weight.dtype), self.substeps), c).flatten(1)
+        h = torch.cat([h, c], 1) if c is not None else h
+        return DiagonalGaussian.from_params(self.to_posterior(h).float(), dim=1)
+
+    def decode(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """z: Tensor[B, latent_dim] -> logits Tensor[B, 2, S, P] of p(cell on | z, genre) (see :meth:`probabilities`)."""
+        c = self.embed_condition(cond, z.shape[0], z.device)
+        h = torch.cat([z, c], 1) if c is not None else z
+        h = self.from_latent(h).view(z.shape[0], -1, self.coarse_steps)
+        for up, stage in zip(self.ups, self.dec_stages):
+            h = stage(up(F.silu(h)), c)
+        return rows_to_roll(self.conv_out(F.silu(h)), self.pitches, self.substeps)
+
+    def probabilities(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """z: Tensor[B, latent_dim] -> Tensor[B, 2, S, P] in (0, 1): sigmoid of :meth:`decode`."""
+        return torch.sigmoid(self.decode(z, cond).float())
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, temperature: float = 1.0):
+        """Returns (logits Tensor[B, 2, S, P], posterior); z is sampled in training mode, the mode otherwise."""
+        posterior = self.encode(x, cond)
+        z = posterior.sample(temperature) if self.training else posterior.mode()
+        return self.decode(z, cond), posterior
+
+    def reconstruction_nll(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """-log p(x | z): Bernoulli cross-entropy summed over onset and sustain cells, Tensor[B], nats."""
+        return F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none").flatten(1).sum(1)
+
+
+@saves_init_args
+class GenreClassifier(nn.Module):
+    """Genre of a piano-roll segment: Tensor[B, 2, S, P] -> logits Tensor[B, num_genres].
+
+    The evaluation judge for generated segments (trained on real data only, see :mod:`audiovae.midi.classify`):
+    the same 1-D convolution trunk as the VAE encoder, then mean and max pooling over time and a linear layer.
+    Args: roll (the RollConfig dict), genres, channels (finest first), blocks_per_stage, dropout.
+    """
+
+    def __init__(self, *, roll: dict | None = None, genres: list[str] | tuple[str, ...] = (),
+                 channels: list[int] | tuple[int, ...] = (64, 96, 128), blocks_per_stage: int = 1,
+                 dropout: float = 0.2):
+        super().__init__()
+        from ..midi.pianoroll import RollConfig
+
+        if len(genres) < 2:
+            raise ValueError(f"a genre classifier needs at least two genres, got {list(genres)}")
+        self.roll, self.genres = RollConfig(**(roll or {})), list(genres)
+        self.latent_stats: dict = {}
+        channels = tuple(channels)
+        self.trunk = TimeEncoder(2 * self.roll.num_pitches, channels, blocks_per_stage, 0)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(2 * channels[-1], len(self.genres))
+
+    @property
+    def conditions(self) -> list[str]:
+        return self.genres
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.trunk(roll_to_rows(x.to(self.head.weight.dtype)), None)
+        return self.head(self.dropout(torch.cat([h.mean(-1), h.amax(-1)], 1)))

@@ -1,0 +1,170 @@
+"""The MIDI task: MidiFolder segments, the Bernoulli beta-VAE loss of PianoRollCVAE, validation F1 and KL,
+sample rolls per genre, latent stats."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import AudioVAEError
+from ..midi.pianoroll import RollConfig
+from ..models.pianoroll_cvae import PianoRollCVAE
+from ..models.posterior import active_units, beta_at, kl_with_free_bits
+from .checkpoint import unwrap
+from .config import Recipe
+from .task import Task
+
+LATENT_STATS_MAX_SEGMENTS = 8192  # latent stats use an even subsample of the training segments beyond this
+
+
+def roll_config_from(recipe: Recipe) -> RollConfig:
+    """The piano-roll grid of a recipe's [data] section."""
+    d = recipe.data
+    return RollConfig(steps_per_quarter=d.steps_per_quarter, pitch_low=d.pitch_low, pitch_high=d.pitch_high,
+                      segment_bars=d.segment_bars, beats_per_bar=d.beats_per_bar)
+
+
+def hop_steps_from(recipe: Recipe) -> int:
+    """Segment hop in grid steps: data.hop_bars bars (0 = one segment length, no overlap)."""
+    d = recipe.data
+    if d.hop_bars < 0:
+        raise AudioVAEError(f"data.hop_bars must be >= 0, got {d.hop_bars}")
+    return (d.hop_bars or d.segment_bars) * d.beats_per_bar * d.steps_per_quarter
+
+
+def batches(segments: np.ndarray, genre_ids: np.ndarray, batch_size: int = 256):
+    """Yield (rolls float32 Tensor[b, 2, S, P], genre ids int64 Tensor[b]) over bool segments [N, 2, S, P]."""
+    for start in range(0, len(segments), batch_size):
+        yield (torch.from_numpy(segments[start:start + batch_size].astype(np.float32)),
+               torch.from_numpy(np.asarray(genre_ids[start:start + batch_size], dtype=np.int64)))
+
+
+def f1_score(tp: float, fp: float, fn: float) -> float:
+    return 2 * tp / max(2 * tp + fp + fn, 1.0)
+
+
+@torch.no_grad()
+def reconstruction_metrics(model: PianoRollCVAE, segments: np.ndarray, genre_ids: np.ndarray, *,
+                           batch_size: int = 256) -> dict[str, float]:
+    """Held-out reconstruction through the posterior mode, thresholded at 0.5.
+
+    segments: bool [N, 2, S, P]; genre_ids: int64 [N] (-1 = unknown; ignored by unconditional models).
+    Returns micro onset/sustain F1 over all cells, KL (nats per segment), negative ELBO (nats per segment,
+    reconstruction at the posterior mode), active latent units and the segment count.
+    """
+    if len(segments) == 0:
+        raise AudioVAEError("no segments to evaluate (is the validation split empty? raise data.val_fraction)")
+    device = next(model.parameters()).device
+    counts = np.zeros((2, 3))  # [onset, sustain] x [tp, fp, fn]
+    kl_sum = nll_sum = 0.0
+    means = []
+    for x, genre in batches(segments, genre_ids, batch_size):
+        x = x.to(device)
+        cond = genre.to(device) if model.conditions else None
+        posterior = model.encode(x, cond)
+        logits = model.decode(posterior.mode(), cond)
+        predicted, truth = logits > 0, x > 0.5
+        for channel in range(2):
+            p, t = predicted[:, channel], truth[:, channel]
+            counts[channel] += [float((p & t).sum()), float((p & ~t).sum()), float((~p & t).sum())]
+        kl_sum += float(posterior.kl_per_item().sum())
+        nll_sum += float(model.reconstruction_nll(x, logits).sum())
+        means.append(posterior.mean.cpu())
+    n = len(segments)
+    return {"val/onset_f1": f1_score(*counts[0]), "val/sustain_f1": f1_score(*counts[1]), "val/kl": kl_sum / n,
+            "val/nelbo": (nll_sum + kl_sum) / n, "val/active_units": float(active_units(torch.cat(means))),
+            "val/segments": float(n)}
+
+
+class MidiTask(Task):
+    name = "midi_cvae"
+
+    def build_datasets(self):
+        from ..data.midi_folder import MidiFolder
+
+        d = self.recipe.data
+        if not d.path:
+            raise AudioVAEError("no data folder given: pass --data DIR (or set data.path in the recipe)")
+        cache_dir = Path(d.cache_dir) if d.cache_dir else self.run_dir / "cache"
+        self.roll_config = roll_config_from(self.recipe)
+        self.train_set = MidiFolder(d.path, cache_dir=cache_dir, split="train", val_fraction=d.val_fraction,
+                                    config=self.roll_config, hop_steps=hop_steps_from(self.recipe),
+                                    transpose=d.transpose, workers=d.workers, use_genres=d.labels,
+                                    progress=self.progress)
+        self.val_set = self.train_set.with_split("val")
+        self.genres = list(self.train_set.genres) if d.labels else []
+        return self.train_set, self.val_set
+
+    def report(self) -> str:
+        lines = [self.train_set.report.summary(),
+                 f"segments: {len(self.train_set)} training ({len(self.train_set.piece_paths)} pieces), "
+                 f"{len(self.val_set)} validation ({len(self.val_set.piece_paths)} pieces)"]
+        if self.genres:
+            val_counts = self.val_set.segments_per_genre()
+            lines += [f"  {g}: {n} training, {val_counts[g]} validation segments"
+                      for g, n in self.train_set.segments_per_genre().items()]
+        return "\n".join(lines)
+
+    def build_model(self) -> PianoRollCVAE:
+        args = dict(self.recipe.model)
+        args.update(genres=self.genres, roll=self.roll_config.to_dict())
+        return PianoRollCVAE(**args)
+
+    def losses(self, model, batch, step: int) -> dict[str, torch.Tensor]:
+        roll, genre = batch
+        plain = unwrap(model)
+        logits, posterior = model(roll, genre if plain.conditions else None)
+        lc = self.recipe.loss
+        beta = beta_at(step, beta=lc.beta, warmup_steps=lc.beta_warmup_steps)
+        nll = plain.reconstruction_nll(roll, logits).mean()
+        kl = posterior.kl()
+        loss = nll + beta * kl_with_free_bits(kl, lc.free_bits)
+        return {"loss": loss, "loss/recon_nll": nll, "loss/kl": kl.sum(1).mean(), "stats/beta": torch.tensor(beta)}
+
+    @torch.no_grad()
+    def validate(self, model) -> dict[str, float]:
+        if len(self.val_set) == 0:
+            return {}
+        return reconstruction_metrics(unwrap(model), self.val_set.segments, self.val_set.genre_ids)
+
+    @torch.no_grad()
+    def save_samples(self, model, step: int, folder: Path) -> None:
+        """Two 8-bar pieces per genre (temperature 0.8, fixed seed) as .mid and .png, plus one validation
+        segment and its reconstruction."""
+        from ..midi.generate import generate_pieces, save_piece
+        from ..midi.render import save_roll_png
+
+        model = unwrap(model)
+        bars = 2 * self.roll_config.segment_bars
+        for name in self.genres or [None]:
+            rolls = generate_pieces(model, n=2, bars=bars, genre=name, temperature=0.8, seed=step)
+            for i, roll in enumerate(rolls):
+                save_piece(roll, folder / f"{name or 'sample'}_{i}", config=self.roll_config, genre=name, png=True)
+        if len(self.val_set):
+            x, genre = self.val_set[0]
+            device = next(model.parameters()).device
+            cond = genre[None].to(device) if model.conditions else None
+            probs = model.probabilities(model.encode(x[None].to(device), cond).mode(), cond)[0].cpu().numpy()
+            from ..midi.pianoroll import clean_roll, join_segments
+
+            both = join_segments(np.stack([x.numpy() > 0.5, clean_roll(probs)]))
+            save_roll_png(both, folder / "reconstruction.png", config=self.roll_config,
+                          title=f"validation segment | reconstruction (step {step})")
+
+    @torch.no_grad()
+    def latent_stats(self, model) -> dict:
+        """Mean/std of the posterior means over training segments (an even subsample of at most
+        LATENT_STATS_MAX_SEGMENTS) and per-genre centroids, encoded with the "no genre" condition so all genres
+        live in one comparable space."""
+        model = unwrap(model)
+        device = next(model.parameters()).device
+        segments, genre_ids = self.train_set.segments, self.train_set.genre_ids
+        if len(segments) > LATENT_STATS_MAX_SEGMENTS:
+            pick = np.linspace(0, len(segments) - 1, LATENT_STATS_MAX_SEGMENTS).astype(np.int64)
+            segments, genre_ids = segments[pick], genre_ids[pick]
+        means = torch.cat([model.encode(x.to(device)).mean.cpu() for x, _ in batches(segments, genre_ids)])
+        centroids = {g: means[torch.from_numpy(genre_ids == i)].mean(0).tolist()
+                     for i, g in enumerate(self.genres) if (genre_ids == i).any()}
+        return {"mean": means.mean(0).tolist(), "std": means.std(0).tolist(), "segments": int(len(means)),
+                "centroids": centroids}
