@@ -66,3 +66,14 @@ def make_audio_folder(tmp_path):
         return root
 
     return make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny models run fastest on one thread, and two threads on a busy 2-core CI machine can be 10x slower."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
