@@ -217,18 +217,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device(p)
     p.set_defaults(func=cmd_blend)
 
-    for register in _extra_verbs():
-        register(verbs)
+    from .midi.cli import register_midi_verbs  # the MIDI verbs live beside their model family
+
+    register_midi_verbs(verbs)
     return parser
-
-
-def _extra_verbs():
-    """Verb groups living beside their model family (MIDI)."""
-    try:
-        from .midi.cli import register_midi_verbs
-    except ImportError:
-        return []
-    return [register_midi_verbs]
 
 
 def main(argv: list[str] | None = None) -> int:
