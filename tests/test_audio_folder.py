@@ -76,7 +76,7 @@ def test_nothing_usable_is_an_error(tmp_path, rng):
     with pytest.raises(AudioVAEError, match="nothing usable") as caught:
         preprocess(root, tmp_path / "cache")
     assert "jazz/corrupt.wav: unreadable" in str(caught.value) and "jazz/quiet.wav: silent" in str(caught.value)
-    with pytest.raises(ConfigError, match="inside the audio folder"):
+    with pytest.raises(ConfigError, match="inside the data folder"):
         preprocess(root, root / "cache")
     assert not (root / "cache").exists()
 

@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 from .._torch import torch
 from ..audio.features import MelConfig, MelFrontend
 from ..audio.io import AUDIO_EXTENSIONS, is_audio_path, normalize, read_audio
+from .guards import ensure_cache_outside
 from ..errors import AudioReadError, AudioVAEError, ConfigError, ParameterError
 
 CACHE_FORMAT = 1
@@ -325,10 +326,7 @@ def _convert_in_pool(jobs, commit, config: MelConfig, normalization: str, worker
 def _check_folders(root: Path, cache_dir: Path) -> None:
     if not root.is_dir():
         raise AudioVAEError(f"audio folder {root} does not exist or is not a directory")
-    cache = cache_dir.resolve()
-    if cache == root or root in cache.parents:
-        raise ConfigError(f"cache_dir {cache_dir} lies inside the audio folder {root}; choose a cache directory "
-                          "outside it (nothing is ever written into the audio folder)")
+    ensure_cache_outside(root, cache_dir)
 
 
 def preprocess_audio_folder(

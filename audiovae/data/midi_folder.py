@@ -23,6 +23,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._torch import torch
+from .guards import ensure_cache_outside
 from ..errors import AudioVAEError, ConfigError, MidiReadError, ParameterError
 from ..midi.pianoroll import SUSTAIN, RollConfig, is_midi_path, midi_to_roll, segment_roll
 
@@ -112,13 +113,6 @@ def _convert(path: str, cache_file: str, config_dict: dict, hop_steps: int | Non
     return outcome
 
 
-def _check_cache_dir(root: Path, cache_dir: Path) -> None:
-    root, cache = root.resolve(), cache_dir.resolve()
-    if cache == root or root in cache.parents:
-        raise ConfigError(f"cache_dir {cache_dir} lies inside the data folder {root}; "
-                          "choose a cache directory outside it (nothing is written into the data folder)")
-
-
 def scan_midi_folder(
     root: str | os.PathLike,
     *,
@@ -139,7 +133,7 @@ def scan_midi_folder(
     if not root.is_dir():
         raise ConfigError(f"MIDI folder {root} does not exist or is not a folder")
     cache_dir = Path(cache_dir)
-    _check_cache_dir(root, cache_dir)
+    ensure_cache_outside(root, cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     if workers < 0:
         raise ParameterError(f"workers must be >= 0, got {workers}")
