@@ -23,6 +23,7 @@ from .base import saves_init_args
 from .posterior import DiagonalGaussian
 
 ONSET_RATE, SUSTAIN_RATE = 0.007, 0.035  # typical cell densities; they set the initial output biases
+INITIAL_LOGVAR = -6.0
 
 
 def _groups(channels: int) -> int:
@@ -77,22 +78,39 @@ def rows_to_roll(h: torch.Tensor, pitches: int, substeps: int = 1) -> torch.Tens
 
 
 class TimeEncoder(nn.Module):
-    """Rows Tensor[B, in_channels, T] -> features Tensor[B, channels[-1], T / 2**len(channels)].
+    """Rows Tensor[B, in_channels, T] -> features Tensor[B, channels[-1], T / 2**(len(channels) - 1)].
 
-    Stage i runs at T / 2**i positions with ``channels[i]`` channels and ends in a stride-2 convolution.
+    Stage i runs at T / 2**i positions with ``channels[i]`` channels; a stride-2 convolution joins stages.
     """
 
     def __init__(self, in_channels: int, channels: tuple[int, ...], num_blocks: int, cond_dim: int):
         super().__init__()
         self.conv_in = nn.Conv1d(in_channels, channels[0], 3, padding=1)
         self.stages = nn.ModuleList(Stage(c, num_blocks, cond_dim) for c in channels)
-        outs = list(channels[1:]) + [channels[-1]]
-        self.downs = nn.ModuleList(nn.Conv1d(c, o, 4, stride=2, padding=1) for c, o in zip(channels, outs))
+        self.downs = nn.ModuleList(nn.Conv1d(c, o, 4, stride=2, padding=1) for c, o in zip(channels, channels[1:]))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        h = self.conv_in(x)
-        for stage, down in zip(self.stages, self.downs):
-            h = down(F.silu(stage(h, cond)))
+        h = self.stages[0](self.conv_in(x), cond)
+        for down, stage in zip(self.downs, self.stages[1:]):
+            h = stage(down(F.silu(h)), cond)
+        return F.silu(h)
+
+
+class TimeDecoder(nn.Module):
+    """Features Tensor[B, channels[-1], T'] -> Tensor[B, channels[0], T' * 2**(len(channels) - 1)]: the mirror
+    of :class:`TimeEncoder` (transposed stride-2 convolutions between stages)."""
+
+    def __init__(self, channels: tuple[int, ...], num_blocks: int, cond_dim: int):
+        super().__init__()
+        coarse_first = channels[::-1]
+        self.stages = nn.ModuleList(Stage(c, num_blocks, cond_dim) for c in coarse_first)
+        self.ups = nn.ModuleList(nn.ConvTranspose1d(c, o, 4, stride=2, padding=1)
+                                 for c, o in zip(coarse_first, coarse_first[1:]))
+
+    def forward(self, h: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        h = self.stages[0](h, cond)
+        for up, stage in zip(self.ups, self.stages[1:]):
+            h = stage(up(F.silu(h)), cond)
         return F.silu(h)
 
 
@@ -100,19 +118,26 @@ class TimeEncoder(nn.Module):
 class PianoRollCVAE(nn.Module):
     """Conditional VAE over piano-roll segments [B, 2, S, P] with a vector latent z [B, latent_dim].
 
+    z is laid out in time: it is ``latent_positions`` = S / (substeps * 2**(len(channels) - 1)) chunks of
+    latent_dim / latent_positions values, chunk t read by the encoder at (and written by the decoder to) the t-th
+    stretch of the segment, with the convolutions giving each chunk context on both sides. Keeping the path from
+    a bar to its part of z local is what lets the model learn to reconstruct in minutes rather than hours on a
+    CPU; the prior is still N(0, I) over the whole vector.
+
     Args (plain keywords; they are the saved config):
         roll: the RollConfig dict of the grid (steps_per_quarter, pitch_low, pitch_high, segment_bars,
             beats_per_bar); S = segment_bars * beats_per_bar * steps_per_quarter.
-        genres: genre names; empty = unconditional. latent_dim: size of z.
+        genres: genre names; empty = unconditional. latent_dim: size of z (a multiple of latent_positions).
         substeps: grid steps folded into channels, so the networks run over S / substeps positions (4 with
-            4 steps per quarter = one position per quarter note); S must divide by substeps * 2**len(channels).
-        channels: conv channels per time resolution, finest first (the decoder mirrors the encoder).
+            4 steps per quarter = one position per quarter note).
+        channels: conv channels per time resolution, finest first; each further entry halves the resolution
+            (the decoder mirrors the encoder). S must divide by substeps * 2**(len(channels) - 1).
         blocks_per_stage: residual blocks per resolution. cond_dim: genre embedding size.
         cond_dropout: training probability of the "no genre" embedding.
     """
 
-    def __init__(self, *, roll: dict | None = None, genres: list[str] | tuple[str, ...] = (), latent_dim: int = 128,
-                 substeps: int = 4, channels: list[int] | tuple[int, ...] = (256, 256), blocks_per_stage: int = 1,
+    def __init__(self, *, roll: dict | None = None, genres: list[str] | tuple[str, ...] = (), latent_dim: int = 256,
+                 substeps: int = 4, channels: list[int] | tuple[int, ...] = (256,), blocks_per_stage: int = 1,
                  cond_dim: int = 32, cond_dropout: float = 0.1):
         super().__init__()
         from ..midi.pianoroll import RollConfig  # deferred: models do not need the MIDI stack at import time
@@ -121,26 +146,28 @@ class PianoRollCVAE(nn.Module):
         self.genres, self.latent_dim, self.cond_dropout = list(genres), latent_dim, cond_dropout
         self.steps, self.pitches, self.substeps = self.roll.segment_steps, self.roll.num_pitches, substeps
         channels = tuple(channels)
-        if not channels or substeps < 1 or self.steps % (substeps * 2 ** len(channels)):
-            raise ValueError(f"segment steps {self.steps} must divide by substeps * 2**len(channels) = "
-                             f"{substeps * 2 ** len(channels)}")
+        reduction = substeps * 2 ** (len(channels) - 1) if channels else 0
+        if not channels or substeps < 1 or self.steps % reduction:
+            raise ValueError(f"segment steps {self.steps} must divide by substeps * 2**(len(channels) - 1) = "
+                             f"{reduction} (substeps={substeps}, channels={list(channels)})")
+        self.latent_positions = self.steps // reduction
+        if latent_dim % self.latent_positions:
+            raise ValueError(f"latent_dim {latent_dim} must be a multiple of the {self.latent_positions} latent "
+                             "positions")
+        self.chunk = latent_dim // self.latent_positions
         self.latent_stats: dict = {}
-        self.coarse_steps = self.steps // (substeps * 2 ** len(channels))
         cdim = cond_dim if self.genres else 0
         self.genre_embedding = nn.Embedding(len(self.genres) + 1, cond_dim) if self.genres else None
         rows = 2 * self.pitches * substeps
-        flat = channels[-1] * self.coarse_steps
 
         self.encoder = TimeEncoder(rows, channels, blocks_per_stage, cdim)
-        self.to_posterior = nn.Linear(flat + cdim, 2 * latent_dim)
-
-        self.from_latent = nn.Linear(latent_dim + cdim, flat)
-        ups_in = [channels[-1]] + list(channels[:0:-1])  # coarse -> fine
-        self.ups = nn.ModuleList(nn.ConvTranspose1d(i, o, 4, stride=2, padding=1)
-                                 for i, o in zip(ups_in, channels[::-1]))
-        self.dec_stages = nn.ModuleList(Stage(c, blocks_per_stage, cdim) for c in channels[::-1])
+        self.to_posterior = nn.Conv1d(channels[-1] + cdim, 2 * self.chunk, 1)
+        self.from_latent = nn.Conv1d(self.chunk + cdim, channels[-1], 1)
+        self.decoder = TimeDecoder(channels, blocks_per_stage, cdim)
         self.conv_out = nn.Conv1d(channels[0], rows, 1)
         with torch.no_grad():
+            # Start with a nearly deterministic encoder (std 0.05) so the decoder can use z from the first steps.
+            self.to_posterior.bias[self.chunk:].fill_(INITIAL_LOGVAR)
             bias = self.conv_out.bias.view(2, -1)
             bias[0].fill_(math.log(ONSET_RATE / (1 - ONSET_RATE)))
             bias[1].fill_(math.log(SUSTAIN_RATE / (1 - SUSTAIN_RATE)))
@@ -178,23 +205,26 @@ class PianoRollCVAE(nn.Module):
             ids[torch.rand(ids.shape, device=ids.device) < self.cond_dropout] = len(self.genres)
         return self.genre_embedding(ids)
 
+    def _with_cond(self, h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """Append the condition to every position: Tensor[B, C, T] -> Tensor[B, C + cond_dim, T]."""
+        return h if c is None else torch.cat([h, c[:, :, None].expand(-1, -1, h.shape[-1])], 1)
+
     def encode(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> DiagonalGaussian:
         """x: Tensor[B, 2, S, P] in [0, 1] -> q(z | x, genre) over z: Tensor[B, latent_dim]."""
         if x.dim() != 4 or tuple(x.shape[1:]) != self.segment_shape:
             raise ValueError(f"expected rolls [B, {', '.join(map(str, self.segment_shape))}], got {tuple(x.shape)}")
         c = self.embed_condition(cond, x.shape[0], x.device)
-        h = self.encoder(roll_to_rows(x.to(self.conv_out.weight.dtype), self.substeps), c).flatten(1)
-        h = torch.cat([h, c], 1) if c is not None else h
-        return DiagonalGaussian.from_params(self.to_posterior(h).float(), dim=1)
+        h = self.encoder(roll_to_rows(x.to(self.conv_out.weight.dtype), self.substeps), c)
+        mean, logvar = self.to_posterior(self._with_cond(h, c)).float().chunk(2, dim=1)  # [B, chunk, positions]
+        return DiagonalGaussian(mean.flatten(1), logvar.flatten(1))
 
     def decode(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """z: Tensor[B, latent_dim] -> logits Tensor[B, 2, S, P] of p(cell on | z, genre) (see :meth:`probabilities`)."""
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"expected z [B, {self.latent_dim}], got {tuple(z.shape)}")
         c = self.embed_condition(cond, z.shape[0], z.device)
-        h = torch.cat([z, c], 1) if c is not None else z
-        h = self.from_latent(h).view(z.shape[0], -1, self.coarse_steps)
-        for up, stage in zip(self.ups, self.dec_stages):
-            h = stage(up(F.silu(h)), c)
-        return rows_to_roll(self.conv_out(F.silu(h)), self.pitches, self.substeps)
+        h = self.from_latent(self._with_cond(z.view(-1, self.chunk, self.latent_positions), c))
+        return rows_to_roll(self.conv_out(self.decoder(h, c)), self.pitches, self.substeps)
 
     def probabilities(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """z: Tensor[B, latent_dim] -> Tensor[B, 2, S, P] in (0, 1): sigmoid of :meth:`decode`."""
