@@ -34,10 +34,11 @@ def cmd_preprocess(args) -> int:
                                             min_seconds=d.min_seconds, workers=args.workers, progress=True)
     else:
         from .data.midi_folder import scan_midi_folder
-        from .train.midi_task import roll_config_from
+        from .train.midi_task import hop_steps_from, roll_config_from
 
+        # The same grid and hop as training, so `train --set data.cache_dir=CACHE` finds every file converted.
         report = scan_midi_folder(args.data, cache_dir=args.cache, config=roll_config_from(recipe),
-                                  workers=args.workers).report
+                                  hop_steps=hop_steps_from(recipe), workers=args.workers).report
     print(report.summary())
     return 0
 
