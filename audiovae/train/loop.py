@@ -230,6 +230,7 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume_run: bool = False, prog
                    dynamic_ncols=True)
         started = time.monotonic() - state.train_seconds
         running: dict[str, float] = {}
+        running_steps = 0
         model.train()
         for batch in loader:
             values = train_step(ddp_model, optimizer, task, to_device(batch, device), state, recipe, device, dist)
@@ -241,11 +242,12 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume_run: bool = False, prog
                     f"{run_dir / 'checkpoints'}. Try a lower train.lr or train.grad_clip.")
             for k, v in values.items():
                 running[k] = running.get(k, 0.0) + v
+            running_steps += 1
             bar.update(1)
             if state.step % t.log_every == 0 or state.step == t.max_steps:
-                averaged = {k: v / t.log_every for k, v in running.items()}
+                averaged = {k: v / running_steps for k, v in running.items()}
                 averaged["stats/nonfinite_steps"] = state.nonfinite_total
-                running = {}
+                running, running_steps = {}, 0
                 metrics.write(state.step, averaged | {"stats/train_seconds": state.train_seconds})
                 bar.set_postfix(loss=f"{averaged['loss']:.3f}")
             time_up = t.time_limit_minutes > 0 and state.train_seconds >= 60 * t.time_limit_minutes
