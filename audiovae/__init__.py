@@ -10,6 +10,7 @@ def load(path, *, device="cpu"):
     """Load a trained model from a checkpoint folder or a run folder; returns it in eval mode.
 
     >>> model = audiovae.load("runs/mel")          # runs/mel/model, or the run's latest checkpoint
+    >>> model = audiovae.load("default-midi")      # a model shipped with the package
     """
     from .train.checkpoint import load_model
 

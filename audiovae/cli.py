@@ -146,6 +146,52 @@ def cmd_blend(args) -> int:
     return 0
 
 
+def cmd_score(args) -> int:
+    import json
+
+    from . import load
+    from .latent import score_files
+
+    model = load(args.model, device=_device(args.device))
+    results = score_files(model, args.files)
+    scored = sorted((r for r in results if r[1] is not None), key=lambda r: -r[1])
+    failed = [r for r in results if r[1] is None]
+    width = max([len("file")] + [len(r[0]) for r in scored])
+    print(f"{'rank':>4}  {'file':<{width}}  {'score':>10}   (negative ELBO, nats per frame; most anomalous first)")
+    for rank, (path, score, _) in enumerate(scored, 1):
+        print(f"{rank:>4}  {path:<{width}}  {score:>10.3f}")
+    if failed:
+        print(f"not scored ({len(failed)}):")
+        for path, _, reason in failed:
+            print(f"  {path}: {reason}")
+    if args.json:
+        rows = [{"rank": rank, "path": p, "score": s} for rank, (p, s, _) in enumerate(scored, 1)]
+        rows += [{"rank": None, "path": p, "score": None, "error": e} for p, _, e in failed]
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"model": str(args.model), "unit": "nats per frame",
+                                               "files": rows}, indent=2))
+    if not scored:
+        raise AudioVAEError(f"none of the {len(results)} files could be scored")
+    return 0
+
+
+# --- demo ----------------------------------------------------------------------------------------------------
+def cmd_demo(args) -> int:
+    import os
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    try:
+        from .demo.app import build_demo, launch
+    except ImportError as exc:
+        raise AudioVAEError(f"the demo needs gradio ({exc}); install it with `pip install 'audiovae[demo]'`") from exc
+
+    if args.max_seconds <= 0:
+        raise AudioVAEError(f"--max-seconds must be > 0, got {args.max_seconds}")
+    demo = build_demo(args.mel_model, args.midi_model, device=args.device, max_seconds=args.max_seconds)
+    launch(demo, host=args.host, port=args.port, share=args.share)
+    return 0
+
+
 # --- parser --------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="audiovae", description="Variational autoencoders for music and sound.",
@@ -217,6 +263,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="WAV file to write")
     _add_device(p)
     p.set_defaults(func=cmd_blend)
+
+    p = verbs.add_parser("score", help="rank files by how anomalous the model finds them",
+                         description="Anomaly scores: each file's negative ELBO per frame under the model (audio "
+                         "files for mel models, MIDI files for MIDI models), most anomalous first. Files that "
+                         "cannot be read are listed with the reason at the end.")
+    p.add_argument("model", help="model folder or run folder")
+    p.add_argument("files", nargs="+", help="audio files (mel models) or MIDI files (MIDI models)")
+    p.add_argument("--json", help="also write the ranking as JSON here")
+    _add_device(p)
+    p.set_defaults(func=cmd_score)
+
+    p = verbs.add_parser("demo", help="open the Gradio demo in a browser",
+                         description="Serve the demo page (Blend, MIDI by genre, Explore) on HOST:PORT. Models run on "
+                         "the GPU when one is present. A model that cannot be loaded leaves its tabs with a message.")
+    p.add_argument("--mel-model", help="mel VAE run or checkpoint folder [default: the bundled default-mel]")
+    p.add_argument("--midi-model", help="MIDI CVAE run or checkpoint folder [default: the bundled default-midi]")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 opens it to the network "
+                   "[default: 127.0.0.1]")
+    p.add_argument("--port", type=int, default=7860, help="port [default: 7860]")
+    p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
+    p.add_argument("--max-seconds", type=float, default=30.0, help="longest clip accepted, seconds [default: 30]")
+    _add_device(p)
+    p.set_defaults(func=cmd_demo)
 
     from .midi.cli import register_midi_verbs  # the MIDI verbs live beside their model family
 

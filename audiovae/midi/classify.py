@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from ..errors import AudioVAEError, ConfigError
 from ..models.pianoroll_cvae import GenreClassifier
-from .generate import decode_rolls
+from .generate import decode_rolls, retarget_latent
 from .pianoroll import SUSTAIN, RollConfig, clean_roll
 
 TEMPERATURES = (0.5, 0.8, 1.0)
@@ -115,9 +115,10 @@ def per_genre_accuracy(predicted: np.ndarray, wanted: np.ndarray, genres: list[s
 
 
 def sample_segments(model, genre: int, n: int, *, temperature: float, generator: torch.Generator) -> np.ndarray:
-    """``n`` prior samples of one genre: cleaned bool segments [n, 2, S, P]."""
+    """``n`` prior samples of one genre (noise at ``temperature`` through the model's prior): cleaned bool
+    segments [n, 2, S, P]."""
     z = torch.randn(n, model.latent_dim, generator=generator) * temperature
-    return clean_roll(decode_rolls(model, z, torch.tensor([genre])))
+    return clean_roll(decode_rolls(model, z, torch.tensor([genre]), from_noise=True))
 
 
 def genre_control(model, classifier, *, per_genre: int, temperatures=TEMPERATURES, seed: int = 0):
@@ -163,7 +164,8 @@ def transfer_accuracy(model, classifier, segments: np.ndarray, genre_ids: np.nda
         for target in range(len(genres)):
             if target == source:
                 continue
-            predicted = classify(classifier, clean_roll(decode_rolls(model, z, torch.tensor([target]))))
+            moved = retarget_latent(model, z, torch.tensor([source]), torch.tensor([target]))
+            predicted = classify(classifier, clean_roll(decode_rolls(model, moved, torch.tensor([target]))))
             row[genres[target]] = float((predicted == target).mean())
             hits, total = hits + int((predicted == target).sum()), total + len(predicted)
         table[genres[source]] = row

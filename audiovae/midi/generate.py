@@ -100,13 +100,21 @@ def _condition_batch(cond: torch.Tensor | None, batch: int, device) -> torch.Ten
 
 
 @torch.no_grad()
-def decode_rolls(model, z: torch.Tensor, cond: torch.Tensor | None, *, batch_size: int = 1024) -> np.ndarray:
-    """z: Tensor[N, latent_dim] -> probabilities float32 [N, 2, S, P], decoded in batches."""
+def decode_rolls(model, z: torch.Tensor, cond: torch.Tensor | None, *, from_noise: bool = False,
+                 batch_size: int = 1024) -> np.ndarray:
+    """z: Tensor[N, latent_dim] -> probabilities float32 [N, 2, S, P], decoded in batches.
+
+    ``from_noise``: z is prior noise eps (N(0, T^2 I)), first mapped through the model's prior for ``cond``
+    (:meth:`PianoRollCVAE.latent_from_noise`); this is how prior samples are decoded.
+    """
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(z), batch_size):
         chunk = z[start:start + batch_size].to(device)
-        out.append(model.probabilities(chunk, _condition_batch(cond, len(chunk), device)).cpu().numpy())
+        batch_cond = _condition_batch(cond, len(chunk), device)
+        if from_noise:
+            chunk = model.latent_from_noise(chunk, batch_cond)
+        out.append(model.probabilities(chunk, batch_cond).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, *model.segment_shape), np.float32)
 
 
@@ -126,9 +134,19 @@ def generate_pieces(model, *, n: int, bars: int, genre: str | torch.Tensor | Non
     generator = torch.Generator().manual_seed(seed)
     z = latent_path(n, segments, model.latent_dim, temperature=temperature, continuity=continuity,
                     generator=generator)
-    probs = decode_rolls(model, z.flatten(0, 1), cond).reshape(n, segments, *model.segment_shape)
+    probs = decode_rolls(model, z.flatten(0, 1), cond, from_noise=True).reshape(n, segments, *model.segment_shape)
     steps = bars * config.steps_per_bar
     return [clean_roll(join_segments(p > threshold)[:, :steps]) for p in probs]
+
+
+@torch.no_grad()
+def retarget_latent(model, z: torch.Tensor, source: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
+    """Move latents Tensor[N, latent_dim] encoded under genre ``source`` to where genre ``target`` keeps the
+    same prior noise: z -> eps under the source prior -> z' under the target prior (identity for the standard
+    prior, whose z is the noise)."""
+    device = z.device
+    eps = model.noise_from_latent(z, _condition_batch(source, len(z), device))
+    return model.latent_from_noise(eps, _condition_batch(target, len(z), device))
 
 
 def roll_to_segments(roll: np.ndarray, steps: int) -> np.ndarray:
@@ -157,7 +175,7 @@ def transfer_roll(model, roll: np.ndarray, *, to: str | torch.Tensor, source: st
     posterior = model.encode(x, _condition_batch(src, len(x), device))
     generator = torch.Generator().manual_seed(seed)
     z = posterior.mode() + temperature * posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device)
-    out = decode_rolls(model, z, target) > threshold
+    out = decode_rolls(model, retarget_latent(model, z, src, target), target) > threshold
     out[~segments[:, 1].any(axis=(1, 2))] = False
     return clean_roll(join_segments(out)[:, : roll.shape[1]])
 

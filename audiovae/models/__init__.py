@@ -12,4 +12,6 @@ def register_model(cls):
     return cls
 
 
+from ..audio import classify as _audio_classify  # noqa: E402,F401  (registers AudioGenreClassifier)
+
 __all__ = ["MelVAE", "PianoRollCVAE", "GenreClassifier", "DiagonalGaussian", "MODEL_CLASSES", "register_model"]

@@ -6,8 +6,12 @@ see :mod:`audiovae.midi.pianoroll`). Both networks read it as a 1-D signal over 
 4-bar segments well under a second on a CPU. The decoder is non-autoregressive (all steps and pitches at once)
 and gives independent Bernoulli logits for every onset and sustain cell.
 
-q(z | roll, genre) = N(mean, diag(exp(logvar))), z: Tensor[B, latent_dim]; p(roll | z, genre) Bernoulli; prior
-N(0, I). The genre is a learned embedding that modulates every residual block (FiLM) and is also fed to the
+q(z | roll, genre) = N(mean, diag(exp(logvar))), z: Tensor[B, latent_dim]; p(roll | z, genre) Bernoulli. The
+prior is N(0, I) over a noise vector eps: Tensor[B, latent_dim]. With ``prior="standard"`` z = eps. With
+``prior="autoregressive"`` z = f(eps, genre), an affine autoregressive map over the latent positions (z_t =
+mean_t(z_<t, genre) + std_t(z_<t, genre) * eps_t, see :class:`LatentPrior`), trained jointly through the KL term;
+it lets one genre's latents sit where that genre's music lives, so decoding a prior sample with the genre it was
+drawn for gives music of that genre. Temperature always scales eps. The genre is a learned embedding that modulates every residual block (FiLM) and is also fed to the
 decoder's input layer. Row ``num_genres`` of the embedding is a learned "no genre" entry, used for ``cond=None``
 and, during training, with probability ``cond_dropout``; a mixture of genres is the weighted sum of their rows.
 """
@@ -77,6 +81,68 @@ def rows_to_roll(h: torch.Tensor, pitches: int, substeps: int = 1) -> torch.Tens
     return h.reshape(b, 2, pitches, substeps, t).permute(0, 1, 4, 3, 2).reshape(b, 2, t * substeps, pitches)
 
 
+class LatentPrior(nn.Module):
+    """p(z | genre) = prod_t N(z_t; mean_t, diag(exp(logvar_t))) with (mean_t, logvar_t) = GRU(z_<t, genre).
+
+    z chunks: Tensor[B, T, chunk] (T latent positions in time order). The output layer starts at zero, so an
+    untrained prior is exactly N(0, I). Equivalently z = f(eps) with eps ~ N(0, I): :meth:`sample` runs f
+    (T sequential GRU steps) and :meth:`noise` its inverse (parallel).
+    """
+
+    def __init__(self, chunk: int, positions: int, cond_dim: int, hidden: int):
+        super().__init__()
+        self.chunk, self.positions = chunk, positions
+        self.start = nn.Parameter(torch.zeros(chunk))
+        self.inp = nn.Linear(chunk + cond_dim, hidden)
+        self.position = nn.Parameter(torch.zeros(positions, hidden))
+        self.gru = nn.GRU(hidden, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, 2 * chunk)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def _inputs(self, previous: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        if c is not None:
+            previous = torch.cat([previous, c[:, None].expand(-1, previous.shape[1], -1)], -1)
+        return self.inp(previous)
+
+    def _split(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, logvar = self.out(h).float().chunk(2, -1)
+        return mean, logvar.clamp(-8.0, 4.0)
+
+    def params(self, z: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """z: Tensor[B, T, chunk] -> (mean, logvar) Tensor[B, T, chunk] of each z_t given z_<t (teacher forced)."""
+        previous = torch.cat([self.start.expand(z.shape[0], 1, -1), z[:, :-1]], 1)
+        h, _ = self.gru(self._inputs(previous.to(self.inp.weight.dtype), c) + self.position)
+        return self._split(h)
+
+    def sample(self, eps: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """eps: Tensor[B, T, chunk] -> z: Tensor[B, T, chunk], z_t = mean_t + exp(logvar_t / 2) * eps_t."""
+        previous, state, out = self.start.expand(eps.shape[0], 1, -1), None, []
+        for t in range(self.positions):
+            h, state = self.gru(self._inputs(previous, c) + self.position[t], state)
+            mean, logvar = self._split(h)
+            previous = mean + torch.exp(0.5 * logvar) * eps[:, t:t + 1].float()
+            out.append(previous)
+        return torch.cat(out, 1)
+
+    def noise(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """The inverse of :meth:`sample`: z Tensor[B, T, chunk] -> eps."""
+        mean, logvar = self.params(z, c)
+        return (z.float() - mean) * torch.exp(-0.5 * logvar)
+
+
+class _GradientReversal(torch.autograd.Function):
+    """Identity forward; negated gradient backward."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -grad
+
+
 class TimeEncoder(nn.Module):
     """Rows Tensor[B, in_channels, T] -> features Tensor[B, channels[-1], T / 2**(len(channels) - 1)].
 
@@ -134,11 +200,18 @@ class PianoRollCVAE(nn.Module):
             (the decoder mirrors the encoder). S must divide by substeps * 2**(len(channels) - 1).
         blocks_per_stage: residual blocks per resolution. cond_dim: genre embedding size.
         cond_dropout: training probability of the "no genre" embedding.
+        prior: "standard" (z ~ N(0, I)) or "autoregressive" (z = f(eps, genre), eps ~ N(0, I); see the module
+            doc). prior_hidden: GRU size of the autoregressive prior.
+        adversary_weight, adversary_hidden: weight and hidden size of the latent genre adversary (training only;
+            0 = none): an MLP that guesses the genre from z, trained through a gradient-reversal layer so the
+            encoder learns to leave the genre out of z. Then every genre's posteriors fill the same prior and a
+            prior sample decoded with genre g sounds like g (see :meth:`adversary_loss`).
     """
 
     def __init__(self, *, roll: dict | None = None, genres: list[str] | tuple[str, ...] = (), latent_dim: int = 256,
                  substeps: int = 4, channels: list[int] | tuple[int, ...] = (256,), blocks_per_stage: int = 1,
-                 cond_dim: int = 32, cond_dropout: float = 0.1):
+                 cond_dim: int = 32, cond_dropout: float = 0.1, adversary_weight: float = 0.0,
+                 adversary_hidden: int = 256, prior: str = "standard", prior_hidden: int = 256):
         super().__init__()
         from ..midi.pianoroll import RollConfig  # deferred: models do not need the MIDI stack at import time
 
@@ -155,6 +228,8 @@ class PianoRollCVAE(nn.Module):
             raise ValueError(f"latent_dim {latent_dim} must be a multiple of the {self.latent_positions} latent "
                              "positions")
         self.chunk = latent_dim // self.latent_positions
+        if prior not in ("standard", "autoregressive"):
+            raise ValueError(f"prior must be 'standard' or 'autoregressive', got {prior!r}")
         self.latent_stats: dict = {}
         cdim = cond_dim if self.genres else 0
         self.genre_embedding = nn.Embedding(len(self.genres) + 1, cond_dim) if self.genres else None
@@ -165,6 +240,11 @@ class PianoRollCVAE(nn.Module):
         self.from_latent = nn.Conv1d(self.chunk + cdim, channels[-1], 1)
         self.decoder = TimeDecoder(channels, blocks_per_stage, cdim)
         self.conv_out = nn.Conv1d(channels[0], rows, 1)
+        self.latent_prior = LatentPrior(self.chunk, self.latent_positions, cdim, prior_hidden) \
+            if prior == "autoregressive" else None
+        self.adversary_weight = adversary_weight if len(self.genres) > 1 else 0.0
+        self.adversary = nn.Sequential(nn.Linear(latent_dim, adversary_hidden), nn.SiLU(),
+                                       nn.Linear(adversary_hidden, len(self.genres))) if self.adversary_weight else None
         with torch.no_grad():
             # Start with a nearly deterministic encoder (std 0.05) so the decoder can use z from the first steps.
             self.to_posterior.bias[self.chunk:].fill_(INITIAL_LOGVAR)
@@ -188,7 +268,7 @@ class PianoRollCVAE(nn.Module):
 
     def embed_condition(self, cond: torch.Tensor | None, batch: int, device) -> torch.Tensor | None:
         """cond: None, genre ids LongTensor[B] (-1 = unknown), or mixture weights FloatTensor[B, num_genres]
-        -> Tensor[B, cond_dim], or None for an unconditional model."""
+        (B or 1: one condition for the whole batch) -> Tensor[B, cond_dim], or None for an unconditional model."""
         if self.genre_embedding is None:
             return None
         table = self.genre_embedding.weight
@@ -198,12 +278,14 @@ class PianoRollCVAE(nn.Module):
         if cond.is_floating_point():
             if cond.dim() != 2 or cond.shape[1] != len(self.genres):
                 raise ValueError(f"mixture weights must be [B, {len(self.genres)}], got {tuple(cond.shape)}")
-            return cond.to(table.dtype) @ table[: len(self.genres)]
-        ids = cond.long().clone()
-        ids[ids < 0] = len(self.genres)
-        if self.training and self.cond_dropout > 0:
-            ids[torch.rand(ids.shape, device=ids.device) < self.cond_dropout] = len(self.genres)
-        return self.genre_embedding(ids)
+            embedded = cond.to(table.dtype) @ table[: len(self.genres)]
+        else:
+            ids = cond.long().clone()
+            ids[ids < 0] = len(self.genres)
+            if self.training and self.cond_dropout > 0:
+                ids[torch.rand(ids.shape, device=ids.device) < self.cond_dropout] = len(self.genres)
+            embedded = self.genre_embedding(ids)
+        return embedded.expand(batch, -1) if embedded.shape[0] == 1 else embedded  # one condition for the batch
 
     def _with_cond(self, h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """Append the condition to every position: Tensor[B, C, T] -> Tensor[B, C + cond_dim, T]."""
@@ -236,9 +318,62 @@ class PianoRollCVAE(nn.Module):
         z = posterior.sample(temperature) if self.training else posterior.mode()
         return self.decode(z, cond), posterior
 
+    # --- the prior ------------------------------------------------------------------------------------------
+    def _chunks(self, z: torch.Tensor) -> torch.Tensor:
+        """Tensor[B, latent_dim] -> Tensor[B, positions, chunk] (time order)."""
+        return z.view(-1, self.chunk, self.latent_positions).transpose(1, 2)
+
+    def _flat(self, chunks: torch.Tensor) -> torch.Tensor:
+        return chunks.transpose(1, 2).reshape(chunks.shape[0], -1)
+
+    def latent_from_noise(self, eps: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Map prior noise eps ~ N(0, T^2 I), Tensor[B, latent_dim], to a latent z to decode (identity for the
+        standard prior)."""
+        if self.latent_prior is None:
+            return eps
+        c = self.embed_condition(cond, eps.shape[0], eps.device)
+        return self._flat(self.latent_prior.sample(self._chunks(eps), c))
+
+    def noise_from_latent(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Inverse of :meth:`latent_from_noise` under the genre ``cond``."""
+        if self.latent_prior is None:
+            return z
+        c = self.embed_condition(cond, z.shape[0], z.device)
+        return self._flat(self.latent_prior.noise(self._chunks(z), c))
+
+    def latent_kl(self, posterior: DiagonalGaussian, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """KL(q(z | x, genre) || p(z | genre)) per latent dimension, Tensor[B, latent_dim], nats.
+
+        Standard prior: closed form. Autoregressive prior: the closed-form KL of each position given the
+        earlier positions of one posterior sample (an unbiased estimate of the full KL) in training mode, and of
+        the posterior mean in eval mode (deterministic).
+        """
+        if self.latent_prior is None:
+            return posterior.kl()
+        c = self.embed_condition(cond, posterior.mean.shape[0], posterior.mean.device)
+        z = posterior.sample() if self.training else posterior.mode()
+        mean, logvar = self.latent_prior.params(self._chunks(z), c)
+        mean, logvar = self._flat(mean), self._flat(logvar)
+        return 0.5 * (logvar - posterior.logvar + (posterior.logvar.exp() + (posterior.mean - mean) ** 2)
+                      / logvar.exp() - 1.0)
+
     def reconstruction_nll(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """-log p(x | z): Bernoulli cross-entropy summed over onset and sustain cells, Tensor[B], nats."""
         return F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none").flatten(1).sum(1)
+
+    def adversary_loss(self, z: torch.Tensor, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cross-entropy of the latent genre adversary in nats, its accuracy) over items with a known genre.
+
+        z: Tensor[B, latent_dim]; genre: LongTensor[B] (-1 = unknown, left out). Minimising the returned loss
+        trains the adversary to find the genre in z and, through the reversed gradient, the encoder to hide it.
+        """
+        known = genre >= 0
+        if self.adversary is None or not bool(known.any()):
+            zero = z.new_zeros(())
+            return zero, zero
+        logits = self.adversary(_GradientReversal.apply(z[known]))
+        target = genre[known]
+        return F.cross_entropy(logits.float(), target), (logits.argmax(1) == target).float().mean()
 
 
 @saves_init_args

@@ -109,7 +109,11 @@ def save_run_checkpoint(run_dir: Path, model: torch.nn.Module, *, step: int, tra
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
     """A checkpoint folder from: the folder itself, a run folder (its final model/, else its LATEST checkpoint),
-    or a run's checkpoints/ folder."""
+    or a run's checkpoints/ folder; or the name of a bundled model ("default-mel", "default-midi")."""
+    from ..pretrained import bundled_model_path, is_bundled_name
+
+    if is_bundled_name(path):
+        return bundled_model_path(path)
     path = Path(path)
     if (path / "config.json").is_file():
         return path

@@ -240,11 +240,12 @@ def train(recipe: Recipe, run_dir: str | Path, *, resume_run: bool = False, prog
                     f"{state.nonfinite_in_row} optimizer steps in a row had non-finite loss or gradients "
                     f"(step {state.step}); stopping without saving these weights. The last good checkpoint is in "
                     f"{run_dir / 'checkpoints'}. Try a lower train.lr or train.grad_clip.")
-            for k, v in values.items():
-                running[k] = running.get(k, 0.0) + v
-            running_steps += 1
+            if all(math.isfinite(v) for v in values.values()):  # a skipped step would turn the window's mean to inf
+                for k, v in values.items():
+                    running[k] = running.get(k, 0.0) + v
+                running_steps += 1
             bar.update(1)
-            if state.step % t.log_every == 0 or state.step == t.max_steps:
+            if running_steps and (state.step % t.log_every == 0 or state.step == t.max_steps):
                 averaged = {k: v / running_steps for k, v in running.items()}
                 averaged["stats/nonfinite_steps"] = state.nonfinite_total
                 running, running_steps = {}, 0

@@ -15,8 +15,12 @@ from .task import Task
 
 
 def mel_spectral_convergence(mel: torch.Tensor, mel_hat: torch.Tensor) -> torch.Tensor:
-    """||exp(x) - exp(x_hat)||_F / ||exp(x)||_F per item. mel, mel_hat: Tensor[B, n_mels, frames] log-mel -> [B]."""
-    target, estimate = mel.float().exp(), mel_hat.float().exp()
+    """||exp(x) - exp(x_hat)||_F / ||exp(x)||_F per item. mel, mel_hat: Tensor[B, n_mels, frames] log-mel -> [B].
+
+    The estimate is clamped at log-magnitude 12 (far above any normalised clip's peak) so an untrained decoder's
+    large outputs cannot overflow float32 to inf.
+    """
+    target, estimate = mel.float().exp(), mel_hat.float().clamp_max(12.0).exp()
     return torch.linalg.vector_norm((target - estimate).flatten(1), dim=1) / torch.linalg.vector_norm(
         target.flatten(1), dim=1).clamp_min(1e-8)
 

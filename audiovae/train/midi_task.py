@@ -68,7 +68,7 @@ def reconstruction_metrics(model: PianoRollCVAE, segments: np.ndarray, genre_ids
         for channel in range(2):
             p, t = predicted[:, channel], truth[:, channel]
             counts[channel] += [float((p & t).sum()), float((p & ~t).sum()), float((~p & t).sum())]
-        kl_sum += float(posterior.kl_per_item().sum())
+        kl_sum += float(model.latent_kl(posterior, cond).sum())
         nll_sum += float(model.reconstruction_nll(x, logits).sum())
         means.append(posterior.mean.cpu())
     n = len(segments)
@@ -114,13 +114,19 @@ class MidiTask(Task):
     def losses(self, model, batch, step: int) -> dict[str, torch.Tensor]:
         roll, genre = batch
         plain = unwrap(model)
-        logits, posterior = model(roll, genre if plain.conditions else None)
+        cond = genre if plain.conditions else None
+        logits, posterior = model(roll, cond)
         lc = self.recipe.loss
         beta = beta_at(step, beta=lc.beta, warmup_steps=lc.beta_warmup_steps)
         nll = plain.reconstruction_nll(roll, logits).mean()
-        kl = posterior.kl()
+        kl = plain.latent_kl(posterior, cond)
         loss = nll + beta * kl_with_free_bits(kl, lc.free_bits)
-        return {"loss": loss, "loss/recon_nll": nll, "loss/kl": kl.sum(1).mean(), "stats/beta": torch.tensor(beta)}
+        out = {"loss/recon_nll": nll, "loss/kl": kl.sum(1).mean(), "stats/beta": torch.tensor(beta)}
+        if plain.adversary is not None:
+            adversary, accuracy = plain.adversary_loss(posterior.sample(), genre)
+            loss = loss + plain.adversary_weight * adversary
+            out |= {"loss/adversary": adversary, "stats/adversary_accuracy": accuracy}
+        return out | {"loss": loss}
 
     @torch.no_grad()
     def validate(self, model) -> dict[str, float]:

@@ -1,0 +1,331 @@
+"""What the demo's buttons do, as plain functions: file paths and numbers in; paths, figures and a status line out.
+
+No gradio here. Every problem a user can cause (a missing, empty, corrupt, silent or too long upload, a setting out
+of range, an unknown genre) raises :class:`DemoInputError` or another :class:`~audiovae.errors.AudioVAEError` whose
+message names the problem in plain words; the app shows it in the page. Outputs go to a fresh folder under
+``out_dir`` per call, so concurrent requests never share a file.
+
+``progress``: an optional callable ``progress(fraction in [0, 1], desc=str)`` (``gr.Progress`` fits).
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from ..audio.io import write_wav
+from ..errors import AudioReadError, AudioVAEError, ConfigError
+from ..inference import clip_to_mel, mel_to_waveform, model_mel_config
+from ..latent import blend_genres, condition_weights, interpolate_temporal, prior_samples
+from ..latent.align import ALIGN_MODES, METHODS
+
+STRIP_STEPS = 5            # alphas 0, 0.25, 0.5, 0.75, 1
+STRIP_GAP_S = 0.3          # silence between the steps of a morph strip
+OUTPUT_MAX_AGE_S = 3600.0  # output folders older than this are removed (gradio has copied them to its cache by then)
+MAX_BARS = 64
+MAX_SAMPLE_SECONDS = 30.0
+ROUTES = ("condition", "centroid")
+READABLE = "wav, flac, ogg, mp3 or aiff"
+
+Progress = Callable[..., object] | None
+
+
+class DemoInputError(AudioVAEError):
+    """An upload or a setting the demo cannot use; the message says what is wrong and what to do."""
+
+
+@dataclass
+class BlendResult:
+    """figure: log-mels of A, B and the blend side by side; audio: the blend (wav); strip: the morph strip
+    (wav, alphas 0..1 in STRIP_STEPS steps) or None; message: one status line."""
+
+    figure: object
+    audio: Path
+    strip: Path | None
+    message: str
+
+
+@dataclass
+class AudioResult:
+    """figure: log-mel picture(s); audio: wav; message: one status line."""
+
+    figure: object
+    audio: Path
+    message: str
+
+
+@dataclass
+class MidiResult:
+    """picture: piano-roll PNG; audio: preview wav; midi: the .mid; message: one status line."""
+
+    picture: Path
+    audio: Path
+    midi: Path
+    message: str
+
+
+# --- small helpers -------------------------------------------------------------------------------------------
+def _report(progress: Progress, fraction: float, desc: str) -> None:
+    if progress is not None:
+        progress(fraction, desc=desc)
+
+
+def fresh_dir(out_dir: str | os.PathLike, prefix: str) -> Path:
+    """A new empty folder under ``out_dir``; folders there older than OUTPUT_MAX_AGE_S are removed first."""
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    cutoff = time.time() - OUTPUT_MAX_AGE_S
+    for old in root.iterdir():
+        try:
+            if old.is_dir() and old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:  # a concurrent call removed it first
+            pass
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=root))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_") or "audio"
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _check_range(name: str, value, low: float, high: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise DemoInputError(f"{name} must be a number, got {value!r}") from None
+    if not (math.isfinite(value) and low <= value <= high):
+        raise DemoInputError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
+    return value
+
+
+def _check_choice(name: str, value, choices) -> str:
+    if value not in choices:
+        raise DemoInputError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _genre_or_none(model, genre: str | None) -> str | None:
+    """"" and None mean no genre; a name must be one of the model's."""
+    if not genre:
+        return None
+    if genre not in model.conditions:
+        known = ", ".join(model.conditions) or "(none: this model has no genres)"
+        raise DemoInputError(f"unknown genre {genre!r}; this model knows: {known}")
+    return genre
+
+
+def _figure(mels, titles, model):
+    """A mel_figure detached from pyplot's registry (so a long-running app does not pile up figures)."""
+    import matplotlib.pyplot as plt
+
+    from ..audio.plots import mel_figure
+
+    fig = mel_figure(mels, titles, frames_per_second=model_mel_config(model).frames_per_second)
+    plt.close(fig)  # the figure still renders with savefig; pyplot just forgets it
+    return fig
+
+
+# --- reading uploads -----------------------------------------------------------------------------------------
+def read_clip(model, path: str | os.PathLike | None, *, label: str, max_seconds: float) -> torch.Tensor:
+    """An uploaded or recorded clip as the model's log-mel Tensor[n_mels, frames] on the model's device.
+
+    label: how the page names the input ("Clip A"). Raises DemoInputError for a missing, empty, unreadable,
+    silent, too short or longer than ``max_seconds`` clip (the length is checked before decoding).
+    """
+    if path is None or str(path) == "":
+        raise DemoInputError(f"{label}: no audio given; upload a file or record one")
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        raise DemoInputError(f"{label} ({name}) did not arrive; upload it again")
+    if path.stat().st_size == 0:
+        raise DemoInputError(f"{label} ({name}) is an empty file")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, ValueError, TypeError):
+        raise DemoInputError(f"{label} ({name}) is not an audio file this demo can read; use {READABLE}") from None
+    if info.duration > max_seconds:
+        raise DemoInputError(f"{label} ({name}) is {info.duration:.1f} s long; this demo takes clips of up to "
+                             f"{max_seconds:g} s, so trim it and upload it again")
+    try:
+        return clip_to_mel(model, path, max_seconds=max_seconds)
+    except AudioReadError as exc:
+        reason = exc.reason
+        if reason.startswith("not a readable audio file"):
+            reason = f"is damaged or not audio this demo can read; use {READABLE}"
+        elif reason == "silent":
+            reason = "is silent"
+        elif reason.startswith("too short"):
+            reason = f"is {reason}"
+        raise DemoInputError(f"{label} ({name}) {reason}") from None
+
+
+def _encode(model, mel: torch.Tensor, cond=None) -> torch.Tensor:
+    """log-mel Tensor[n_mels, frames] -> posterior mode Tensor[C, latent_frames]."""
+    return model.encode(mel[None], cond).mode()[0]
+
+
+def _vocode(model, mel: torch.Tensor, n_iter: int) -> np.ndarray:
+    return mel_to_waveform(model, mel, n_iter=n_iter)
+
+
+# --- Blend ---------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def blend_clips(model, path_a, path_b, *, alpha: float = 0.5, method: str = "slerp", align: str = "crop",
+                strip: bool = False, max_seconds: float = 30.0, n_iter: int = 32,
+                out_dir: str | os.PathLike, progress: Progress = None) -> BlendResult:
+    """Blend two clips in the mel VAE's latent space: z = interpolate(z_A, z_B, alpha) frame by frame.
+
+    alpha: 0 = A, 1 = B. method: "slerp" or "lerp". align: how clips of unequal length meet ("crop" to the
+    shorter, "loop" or "stretch" the shorter to the longer). strip: also render a morph strip, alphas 0..1 in
+    STRIP_STEPS steps with STRIP_GAP_S s of silence between. The blend lasts (frames - 1) * hop_length samples,
+    frames being the shorter clip's mel frames for "crop", the longer's otherwise.
+    """
+    alpha = _check_range("α", alpha, 0.0, 1.0)
+    method = _check_choice("the interpolation", method, METHODS)
+    align = _check_choice("the length alignment", align, ALIGN_MODES)
+    _report(progress, 0.0, "reading clips")
+    mel_a = read_clip(model, path_a, label="Clip A", max_seconds=max_seconds)
+    mel_b = read_clip(model, path_b, label="Clip B", max_seconds=max_seconds)
+    _report(progress, 0.2, "encoding")
+    z_a, z_b = _encode(model, mel_a), _encode(model, mel_b)
+    frames = (min if align == "crop" else max)(mel_a.shape[-1], mel_b.shape[-1])
+    alphas = [alpha] + ([i / (STRIP_STEPS - 1) for i in range(STRIP_STEPS)] if strip else [])
+    z = torch.stack([interpolate_temporal(z_a, z_b, a, method=method, align=align) for a in alphas])
+    mels = model.decode(z, None, frames=frames)
+    config = model_mel_config(model)
+    out = fresh_dir(out_dir, "blend")
+    _report(progress, 0.4, "vocoding the blend")
+    blend_path = write_wav(out / f"blend_alpha{alpha:.2f}_{method}.wav", _vocode(model, mels[0], n_iter),
+                           config.sample_rate)
+    strip_path = None
+    if strip:
+        gap = np.zeros(int(STRIP_GAP_S * config.sample_rate), np.float32)
+        pieces = []
+        for i, mel in enumerate(mels[1:]):
+            _report(progress, 0.5 + 0.5 * i / STRIP_STEPS, f"vocoding morph step {i + 1}/{STRIP_STEPS}")
+            pieces += [_vocode(model, mel, n_iter), gap]
+        strip_path = write_wav(out / f"morph_strip_{method}.wav", np.concatenate(pieces[:-1]), config.sample_rate)
+    name_a, name_b = Path(path_a).name, Path(path_b).name
+    figure = _figure([mel_a, mel_b, mels[0]], [f"A: {name_a}", f"B: {name_b}", f"blend α={alpha:.2f} ({method})"],
+                     model)
+    seconds = (frames - 1) * config.hop_length / config.sample_rate
+    message = (f"Blended {name_a} and {name_b} at α = {alpha:.2f} ({method}, {align}): {seconds:.1f} s"
+               + (f"; morph strip of {STRIP_STEPS} steps" if strip else ""))
+    _report(progress, 1.0, "done")
+    return BlendResult(figure, blend_path, strip_path, message)
+
+
+# --- Explore -------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def sample_prior(model, *, genre: str | None = None, seconds: float = 4.0, temperature: float = 1.0, seed: int = 0,
+                 n_iter: int = 32, out_dir: str | os.PathLike, progress: Progress = None) -> AudioResult:
+    """Decode a prior sample z ~ N(0, temperature^2 I) of ``seconds`` under ``genre`` (None = no genre)."""
+    genre = _genre_or_none(model, genre)
+    seconds = _check_range("seconds", seconds, 0.5, MAX_SAMPLE_SECONDS)
+    temperature = _check_range("temperature", temperature, 0.0, 3.0)
+    config = model_mel_config(model)
+    frames = config.num_frames(int(seconds * config.sample_rate))
+    _report(progress, 0.1, "sampling")
+    z = prior_samples(model, 1, temperature=temperature, seed=int(seed), frames=model.latent_frames(frames))
+    cond = condition_weights(model, {genre: 1.0}) if genre else None
+    mel = model.decode(z, cond, frames=frames)[0]
+    _report(progress, 0.4, "vocoding")
+    label = genre or "no genre"
+    out = fresh_dir(out_dir, "sample")
+    audio = write_wav(out / f"sample_{_slug(label)}_seed{int(seed)}.wav", _vocode(model, mel, n_iter),
+                      config.sample_rate)
+    figure = _figure([mel], [f"prior sample: {label} (T={temperature:g}, seed {int(seed)})"], model)
+    _report(progress, 1.0, "done")
+    message = f"Sampled {seconds:g} s of {label} at temperature {temperature:g}, seed {int(seed)}"
+    return AudioResult(figure, audio, message)
+
+
+@torch.no_grad()
+def shift_clip(model, path, *, target: str, amount: float = 1.0, source: str | None = None,
+               route: str = "condition", max_seconds: float = 30.0, n_iter: int = 32,
+               out_dir: str | os.PathLike, progress: Progress = None) -> AudioResult:
+    """Move a clip toward genre ``target`` by ``amount`` in [0, 1] (0 = the clip's reconstruction).
+
+    route "condition": encode with the clip's genre ``source`` (None = unknown), decode with the genre input
+    moved from source to target (a partial shift needs ``source``). route "centroid": encode with no genre, add
+    amount * (centroid[target] - centroid[source], or the clip's time-averaged latent when source is None) to z,
+    decode with no genre. See :func:`audiovae.latent.blend_genres`.
+    """
+    if not model.conditions:
+        raise DemoInputError("this model has no genres to shift toward")
+    target = _genre_or_none(model, target)
+    if target is None:
+        raise DemoInputError("pick a target genre")
+    source = _genre_or_none(model, source)
+    amount = _check_range("the shift amount", amount, 0.0, 1.0)
+    route = _check_choice("the route", route, ROUTES)
+    if route == "condition" and source is None and amount < 1.0:
+        raise DemoInputError("a partial shift through the genre input starts from the clip's own genre: pick the "
+                             "clip's genre, set the amount to 1, or use the latent (centroid) route")
+    _report(progress, 0.0, "reading the clip")
+    mel = read_clip(model, path, label="The clip", max_seconds=max_seconds)
+    _report(progress, 0.2, "encoding")
+    source_cond = condition_weights(model, {source: 1.0}) if (source and route == "condition") else None
+    z = _encode(model, mel, source_cond)
+    try:
+        z_new, cond = blend_genres(model, z[None], {target: 1.0}, source=source, amount=amount, path=route)
+    except ConfigError as exc:  # e.g. a model saved without genre centroids
+        raise DemoInputError(f"the {route} route does not work with this model: {exc}") from None
+    shifted = model.decode(z_new, cond, frames=mel.shape[-1])[0]
+    _report(progress, 0.5, "vocoding")
+    config = model_mel_config(model)
+    out = fresh_dir(out_dir, "shift")
+    audio = write_wav(out / f"{_slug(Path(path).stem)}_to_{_slug(target)}_{amount:.2f}.wav",
+                      _vocode(model, shifted, n_iter), config.sample_rate)
+    figure = _figure([mel, shifted], [f"clip: {Path(path).name}", f"{amount:.2f} toward {target} ({route})"], model)
+    _report(progress, 1.0, "done")
+    return AudioResult(figure, audio, f"Moved {Path(path).name} {amount:.2f} of the way toward {target} "
+                                      f"through the {route} (from {source or 'unknown genre'})")
+
+
+# --- MIDI by genre -------------------------------------------------------------------------------------------
+@torch.no_grad()
+def generate_midi(model, *, genre: str | None, second_genre: str | None = None, mix: float = 0.0, bars: int = 8,
+                  temperature: float = 0.8, seed: int = 0, out_dir: str | os.PathLike,
+                  progress: Progress = None) -> MidiResult:
+    """One MIDI piece of ``bars`` bars from the piano-roll CVAE under ``genre`` (None = no genre), or a mixture
+    (1 - mix) * genre + mix * second_genre; writes .mid, a piano-roll .png and a preview .wav."""
+    from ..midi.generate import generate_pieces, genre_defaults, save_piece
+
+    genre, second_genre = _genre_or_none(model, genre), _genre_or_none(model, second_genre)
+    mix = _check_range("the mix weight", mix, 0.0, 1.0)
+    bars = int(_check_range("bars", bars, 1, MAX_BARS))
+    temperature = _check_range("temperature", temperature, 0.0, 3.0)
+    if second_genre and not genre:
+        raise DemoInputError("pick the first genre before a second one to mix in")
+    weights = {genre: 1.0 - mix} if genre else {}
+    if second_genre and mix > 0:
+        weights[second_genre] = weights.get(second_genre, 0.0) + mix
+    cond = condition_weights(model, weights) if weights else None
+    label = "+".join(f"{g}={w:.2f}" if len(weights) > 1 else g for g, w in weights.items()) or "no genre"
+    _report(progress, 0.1, "generating")
+    roll = generate_pieces(model, n=1, bars=bars, genre=cond, temperature=temperature, seed=int(seed))[0]
+    tempo, program = genre_defaults(model, cond)
+    _report(progress, 0.5, "writing MIDI and rendering the preview")
+    out = fresh_dir(out_dir, "midi")
+    paths = save_piece(roll, out / f"{_slug(label)}_seed{int(seed)}", config=model.roll, tempo=tempo,
+                       program=program, png=True, preview=True, title=f"{label} (T={temperature:g}, seed {int(seed)})")
+    notes = int(roll[0].sum())
+    _report(progress, 1.0, "done")
+    return MidiResult(paths[1], paths[2], paths[0], f"Generated {bars} bars of {label} at {tempo:g} bpm "
+                                                    f"({notes} notes, temperature {temperature:g}, seed {int(seed)})")
