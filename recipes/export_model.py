@@ -1,0 +1,94 @@
+"""Copy a trained run's model into the package as a bundled default model, with a model card.
+
+    python recipes/export_model.py RUN default-mel --data-name audio_genres \
+        --retrain "audiovae train recipes/mel_vae.toml --data ../shared/data/audio_genres --out runs/mel"
+
+RUN is a run folder (its model/ is used) or a checkpoint folder. The model lands in
+audiovae/assets/models/NAME/ (config.json, model.safetensors, MODEL_CARD.md), replacing what was there in one
+rename. --eval adds the JSON report of `audiovae evaluate-midi ... --json` to the card.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from audiovae.pretrained import BUNDLED_MODELS, MODELS_DIR  # noqa: E402
+from audiovae.train.checkpoint import read_config, resolve_checkpoint  # noqa: E402
+
+
+def _metrics_lines(config: dict, evaluation: dict | None) -> list[str]:
+    training = config.get("training", {})
+    lines = [f"- {key.removeprefix('val/')}: {value:.4g}" for key, value in training.get("validation", {}).items()]
+    if evaluation:
+        recon = evaluation["reconstruction"]
+        lines += [f"- held-out onset F1 {recon['onset_f1']:.3f}, sustain F1 {recon['sustain_f1']:.3f}, "
+                  f"KL {recon['kl']:.1f} nats per segment",
+                  f"- genre classifier on real held-out segments: {evaluation['classifier_real_held_out']['accuracy']:.1%}"]
+        lines += [f"- genre-control accuracy at {t}: {r['accuracy']:.1%}" for t, r in evaluation["genre_control"].items()]
+        lines.append(f"- transfer into the target genre: {evaluation['transfer']['accuracy']:.1%}")
+        novelty = evaluation["novelty"]["generated"]
+        lines.append(f"- novelty: largest sustain IoU of a generated segment with any training segment "
+                     f"{novelty['max']:.3f} (mean {novelty['mean']:.3f})")
+    return lines
+
+
+def model_card(name: str, config: dict, *, data_name: str, retrain: str, evaluation: dict | None,
+               extra: str) -> str:
+    training = config.get("training", {})
+    recipe = config.get("recipe", {})
+    args = config.get("model_args", {})
+    lines = [f"# {name}", "", BUNDLED_MODELS.get(name, ""), "",
+             f"- class: `{config['model_class']}`; genres: {', '.join(config.get('conditions', [])) or 'none'}",
+             f"- data: `{data_name}` (see the README's data section), split by file/piece with "
+             f"`data.val_fraction = {recipe.get('data', {}).get('val_fraction')}`",
+             f"- training: {training.get('steps')} steps, {training.get('train_seconds', 0) / 60:.1f} min on "
+             f"{training.get('device')} x{training.get('processes', 1)}, "
+             f"{training.get('nonfinite_steps', 0)} non-finite steps skipped",
+             f"- model arguments: `{json.dumps({k: v for k, v in args.items() if k not in ('frontend', 'roll')})}`",
+             "", "## Held-out metrics", "", *_metrics_lines(config, evaluation), "",
+             "## Reproduce", "", "```bash", retrain, "```", ""]
+    if extra:
+        lines += [extra, ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", help="run folder or checkpoint folder")
+    parser.add_argument("name", choices=sorted(BUNDLED_MODELS), help="bundled model name")
+    parser.add_argument("--data-name", required=True, help="name of the training data for the card")
+    parser.add_argument("--retrain", required=True, help="the command that retrains this model (for the card)")
+    parser.add_argument("--eval", help="evaluation report JSON (audiovae evaluate-midi --json) to include")
+    parser.add_argument("--note", default="", help="extra text for the card")
+    args = parser.parse_args()
+
+    source = resolve_checkpoint(args.run)
+    config = read_config(source)
+    evaluation = json.loads(Path(args.eval).read_text()) if args.eval else None
+    MODELS_DIR.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{args.name}.", dir=MODELS_DIR))
+    for file in ("config.json", "model.safetensors"):
+        shutil.copy2(source / file, staging / file)
+    (staging / "MODEL_CARD.md").write_text(model_card(args.name, config, data_name=args.data_name,
+                                                      retrain=args.retrain, evaluation=evaluation, extra=args.note))
+    target = MODELS_DIR / args.name
+    old = None
+    if target.exists():
+        old = target.rename(MODELS_DIR / f".{args.name}.old")
+    staging.rename(target)
+    if old is not None:
+        shutil.rmtree(old)
+    size = sum(f.stat().st_size for f in target.iterdir()) / 1e6
+    print(f"{source} -> {target} ({size:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
