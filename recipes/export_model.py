@@ -19,6 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from audiovae._atomic import make_readable  # noqa: E402
 from audiovae.pretrained import BUNDLED_MODELS, MODELS_DIR  # noqa: E402
 from audiovae.train.checkpoint import read_config, resolve_checkpoint  # noqa: E402
 
@@ -78,6 +79,7 @@ def main() -> int:
         shutil.copy2(source / file, staging / file)
     (staging / "MODEL_CARD.md").write_text(model_card(args.name, config, data_name=args.data_name,
                                                       retrain=args.retrain, evaluation=evaluation, extra=args.note))
+    make_readable(staging)
     target = MODELS_DIR / args.name
     old = None
     if target.exists():

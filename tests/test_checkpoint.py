@@ -54,3 +54,36 @@ def test_train_state_loads_with_weights_only(tmp_path):
     fresh = torch.optim.AdamW(MelVAE(**TINY).parameters())
     fresh.load_state_dict(state["optimizer"])
     assert state["state"]["step"] == 1
+
+
+def test_written_files_follow_the_umask_not_temp_file_modes(tmp_path):
+    import os
+    import stat
+
+    from audiovae.audio.io import write_wav
+
+    old = os.umask(0o022)
+    try:
+        folder = write_model_folder(tmp_path / "m", MelVAE(**TINY))
+        wav = write_wav(tmp_path / "a.wav", torch.zeros(100).numpy(), 8000)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    for path in [*folder.iterdir(), wav]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+def test_bundled_names_resolve_to_the_package_and_unknown_ones_fail(tmp_path, monkeypatch):
+    from audiovae import pretrained
+
+    monkeypatch.setattr(pretrained, "MODELS_DIR", tmp_path / "models")
+    write_model_folder(tmp_path / "models" / "default-mel", MelVAE(**TINY))
+    assert resolve_checkpoint("default-mel") == tmp_path / "models" / "default-mel"
+    assert isinstance(audiovae.load("default-mel"), MelVAE)
+    with pytest.raises(ConfigError, match="default-midi.*missing"):
+        audiovae.load("default-midi")
+    with pytest.raises(ConfigError, match="bundled: default-mel, default-midi"):
+        pretrained.bundled_model_path("default-piano")
+    monkeypatch.chdir(tmp_path)
+    write_model_folder(tmp_path / "default-midi", MelVAE(**TINY))  # a local folder of that name wins
+    assert resolve_checkpoint("default-midi").resolve() == (tmp_path / "default-midi").resolve()

@@ -8,8 +8,8 @@ from torch.nn import functional as F
 from audiovae.errors import AudioVAEError
 from audiovae.midi import RollConfig
 from audiovae.midi.classify import classify, max_overlap, train_classifier
-from audiovae.midi.generate import (UnknownGenreError, generate_pieces, latent_path, parse_genre, retarget_latent,
-                                    roll_to_segments, transfer_roll)
+from audiovae.midi.generate import (UnknownGenreError, decode_rolls, generate_pieces, guided_probabilities, latent_path,
+                                    parse_genre, retarget_latent, roll_to_segments, transfer_roll)
 from audiovae.models import MODEL_CLASSES
 from audiovae.models.pianoroll_cvae import GenreClassifier, PianoRollCVAE, roll_to_rows, rows_to_roll
 from audiovae.train.checkpoint import load_model, write_model_folder
@@ -239,3 +239,22 @@ def test_max_overlap_is_sustain_iou():
     refs[0, 1, 0, :2] = True
     refs[1, 1, 1, :] = True
     np.testing.assert_allclose(max_overlap(a, refs, chunk=1), [1.0, 0.0, 0.5])
+
+
+def test_classifier_free_guidance_moves_away_from_no_genre():
+    model = make_model()
+    with torch.no_grad():
+        model.genre_embedding.weight.normal_()
+        for block in model.decoder.stages[0].blocks:
+            block.film.weight.normal_()
+    z, genre = torch.randn(2, model.latent_dim), torch.tensor([1, 1])
+    with torch.no_grad():
+        plain, none = model.decode(z, genre), model.decode(z, None)
+        assert torch.allclose(guided_probabilities(model, z, genre, 0.0), torch.sigmoid(plain))
+        assert torch.allclose(guided_probabilities(model, z, genre, 2.0), torch.sigmoid(3 * plain - 2 * none), atol=1e-6)
+        assert torch.allclose(guided_probabilities(model, z, None, 2.0), torch.sigmoid(none))  # nothing to guide toward
+    model.guidance = 2.0  # the model's default is used when none is given
+    probs = decode_rolls(model, z, genre)
+    assert np.allclose(probs, torch.sigmoid(3 * plain - 2 * none).numpy(), atol=1e-6)
+    with pytest.raises(AudioVAEError, match="guidance"):
+        decode_rolls(model, z, genre, guidance=-1.0)

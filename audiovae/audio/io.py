@@ -3,12 +3,12 @@ normalisation, and atomic wav writing. Waveforms are float32 numpy arrays in [-1
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from .._atomic import atomic_file
 from ..errors import AudioReadError, ParameterError
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".aifc")
@@ -87,12 +87,6 @@ def write_wav(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int) -
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     waveform = np.clip(np.asarray(waveform, dtype=np.float32), -1.0, 1.0)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         sf.write(tmp, waveform.T if waveform.ndim == 2 else waveform, sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path

@@ -33,7 +33,6 @@ import signal
 import sys
 import threading
 import time
-import tempfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -46,6 +45,7 @@ from tqdm.auto import tqdm
 from .._torch import torch
 from ..audio.features import MelConfig, MelFrontend
 from ..audio.io import AUDIO_EXTENSIONS, is_audio_path, normalize, read_audio
+from .._atomic import atomic_file
 from .guards import ensure_cache_outside
 from ..errors import AudioReadError, AudioVAEError, ConfigError, ParameterError
 
@@ -151,14 +151,8 @@ def scan_audio_files(root: str | os.PathLike) -> list[str]:
 
 
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
 
 
 class _Converter:
@@ -252,14 +246,8 @@ class _Index:
             return f.read(1) == b"\n"
 
     def rewrite(self, entries: dict[str, dict]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".index.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.writelines(json.dumps(e) + "\n" for e in entries.values())
-            os.replace(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with atomic_file(self.path, fsync=True) as tmp, open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(e) + "\n" for e in entries.values())
 
 
 def _is_fresh(entry: dict | None, stat: os.stat_result, location: Path, n_mels: int) -> bool:
@@ -412,11 +400,5 @@ def _write_cache_config(location: Path, config: MelConfig, normalization: str, r
         return
     description = {"format": CACHE_FORMAT, "root": str(root), "mel": config.to_dict(), "normalization": normalization,
                    "dtype": "float16", "silence_peak": SILENCE_PEAK}
-    fd, tmp = tempfile.mkstemp(dir=location, prefix=".config.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(description, f, indent=2)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        json.dump(description, f, indent=2)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -23,6 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._torch import torch
+from .._atomic import atomic_file
 from .guards import ensure_cache_outside
 from ..errors import AudioVAEError, ConfigError, MidiReadError, ParameterError
 from ..midi.pianoroll import SUSTAIN, RollConfig, is_midi_path, midi_to_roll, segment_roll
@@ -80,14 +80,8 @@ def _cache_name(path: Path, config: RollConfig, hop_steps: int | None) -> str:
 
 
 def _write_npz(path: Path, **arrays) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_file(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
 
 
 def _read_cache(path: Path) -> np.ndarray | str | None:

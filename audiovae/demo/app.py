@@ -17,6 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 import gradio as gr  # noqa: E402
 
 from ..errors import AudioVAEError  # noqa: E402
+from ..examples import example_clips  # noqa: E402
 from . import handlers  # noqa: E402
 from .models import LoadedModel, device_label, load_demo_model, resolve_device  # noqa: E402
 
@@ -183,10 +184,14 @@ def build_demo(mel_model=None, midi_model=None, *, device=None, max_seconds: flo
     mel_model, midi_model: loaded models or checkpoint/run folders; None loads the bundled "default-mel" /
     "default-midi". A model that cannot be loaded leaves its tabs with a message saying what is missing.
     device: "auto"/None (GPU when present), "cpu" or "cuda". max_seconds: longest upload accepted, seconds.
-    examples: audio paths for the Blend tab, as pairs [[a, b], ...] or a flat list (each paired with the next).
+    examples: audio paths for the Blend tab, as pairs [[a, b], ...] or a flat list (each paired with the next);
+    None offers the bundled clips (one per genre, :func:`audiovae.examples.example_clips`, those no longer than
+    max_seconds), each paired with the next genre's; [] offers none.
     """
     if not max_seconds > 0:
         raise AudioVAEError(f"max_seconds must be > 0, got {max_seconds}")
+    if examples is None:
+        examples = example_clips(max_seconds=max_seconds)
     torch_device = resolve_device(device)
     mel = load_demo_model(mel_model, "mel", torch_device)
     midi = load_demo_model(midi_model, "midi", torch_device)

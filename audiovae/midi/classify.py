@@ -18,7 +18,7 @@ from torch.nn import functional as F
 
 from ..errors import AudioVAEError, ConfigError
 from ..models.pianoroll_cvae import GenreClassifier
-from .generate import decode_rolls, retarget_latent
+from .generate import decode_rolls, default_guidance, retarget_latent
 from .pianoroll import SUSTAIN, RollConfig, clean_roll
 
 TEMPERATURES = (0.5, 0.8, 1.0)
@@ -114,14 +114,16 @@ def per_genre_accuracy(predicted: np.ndarray, wanted: np.ndarray, genres: list[s
             "per_genre": per}
 
 
-def sample_segments(model, genre: int, n: int, *, temperature: float, generator: torch.Generator) -> np.ndarray:
+def sample_segments(model, genre: int, n: int, *, temperature: float, generator: torch.Generator,
+                    guidance: float | None = None) -> np.ndarray:
     """``n`` prior samples of one genre (noise at ``temperature`` through the model's prior): cleaned bool
     segments [n, 2, S, P]."""
     z = torch.randn(n, model.latent_dim, generator=generator) * temperature
-    return clean_roll(decode_rolls(model, z, torch.tensor([genre]), from_noise=True))
+    return clean_roll(decode_rolls(model, z, torch.tensor([genre]), from_noise=True, guidance=guidance))
 
 
-def genre_control(model, classifier, *, per_genre: int, temperatures=TEMPERATURES, seed: int = 0):
+def genre_control(model, classifier, *, per_genre: int, temperatures=TEMPERATURES, seed: int = 0,
+                  guidance: float | None = None):
     """Share of generated segments the classifier assigns to the requested genre, per temperature.
 
     Returns ({"T=0.5": per_genre_accuracy(...), ...}, the segments generated at the last temperature
@@ -131,7 +133,8 @@ def genre_control(model, classifier, *, per_genre: int, temperatures=TEMPERATURE
     results, last = {}, None
     for temperature in temperatures:
         generator = torch.Generator().manual_seed(seed)
-        rolls = np.concatenate([sample_segments(model, g, per_genre, temperature=temperature, generator=generator)
+        rolls = np.concatenate([sample_segments(model, g, per_genre, temperature=temperature, generator=generator,
+                                                guidance=guidance)
                                 for g in range(len(genres))])
         wanted = np.repeat(np.arange(len(genres)), per_genre)
         results[f"T={temperature:g}"] = per_genre_accuracy(classify(classifier, rolls), wanted, genres)
@@ -148,7 +151,8 @@ def pick_per_genre(genre_ids: np.ndarray, genre: int, limit: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def transfer_accuracy(model, classifier, segments: np.ndarray, genre_ids: np.ndarray, *, per_genre: int) -> dict:
+def transfer_accuracy(model, classifier, segments: np.ndarray, genre_ids: np.ndarray, *, per_genre: int,
+                      guidance: float | None = None) -> dict:
     """Held-out segments of each genre, encoded with their genre (posterior mode) and decoded as each other genre:
     the share the classifier puts in the target genre, overall and as a source x target table."""
     genres = list(model.conditions)
@@ -165,7 +169,8 @@ def transfer_accuracy(model, classifier, segments: np.ndarray, genre_ids: np.nda
             if target == source:
                 continue
             moved = retarget_latent(model, z, torch.tensor([source]), torch.tensor([target]))
-            predicted = classify(classifier, clean_roll(decode_rolls(model, moved, torch.tensor([target]))))
+            predicted = classify(classifier, clean_roll(decode_rolls(model, moved, torch.tensor([target]),
+                                                                     guidance=guidance)))
             row[genres[target]] = float((predicted == target).mean())
             hits, total = hits + int((predicted == target).sum()), total + len(predicted)
         table[genres[source]] = row
@@ -216,7 +221,7 @@ def _run_dir(folder: Path) -> Path:
 def evaluate_model(model, data: str | Path, *, cache_dir: str | Path | None = None,
                    classifier_path: str | Path | None = None, retrain_classifier: bool = False,
                    classifier_steps: int = 1500, per_genre: int = 200, transfer_per_genre: int = 100,
-                   temperatures=TEMPERATURES, seed: int = 0, log=print) -> dict:
+                   temperatures=TEMPERATURES, seed: int = 0, guidance: float | None = None, log=print) -> dict:
     """Evaluate a trained PianoRollCVAE on a MIDI folder with the split it was trained with; returns a JSON-able
     dict (see :func:`format_report`). Defaults: cache and classifier in the model's run folder."""
     from ..data.midi_folder import MidiFolder
@@ -250,14 +255,17 @@ def evaluate_model(model, data: str | Path, *, cache_dir: str | Path | None = No
     log("reconstruction of held-out segments ...")
     recon = {k.removeprefix("val/"): v for k, v in reconstruction_metrics(model, val.segments, val.genre_ids).items()}
     log(f"genre control ({per_genre} segments per genre and temperature) ...")
-    control, generated = genre_control(model, classifier, per_genre=per_genre, temperatures=temperatures, seed=seed)
+    guidance = default_guidance(model) if guidance is None else guidance
+    control, generated = genre_control(model, classifier, per_genre=per_genre, temperatures=temperatures, seed=seed,
+                                       guidance=guidance)
     log("genre transfer ...")
-    transfer = transfer_accuracy(model, classifier, val.segments, val.genre_ids, per_genre=transfer_per_genre)
+    transfer = transfer_accuracy(model, classifier, val.segments, val.genre_ids, per_genre=transfer_per_genre,
+                                 guidance=guidance)
     log("novelty (nearest training segment) ...")
     novel = novelty(generated, train.segments, val.segments)
     return {"model": str(folder), "data": str(data), "genres": genres, "classifier_real_held_out": real,
             "reconstruction": recon, "genre_control": control, "transfer": transfer,
-            "novelty": novel | {"temperature": float(temperatures[-1])},
+            "novelty": novel | {"temperature": float(temperatures[-1])}, "guidance": guidance,
             "seconds": round(time.perf_counter() - started, 1)}
 
 
@@ -270,7 +278,8 @@ def format_report(report: dict) -> str:
              f"onset F1 {r['onset_f1']:.3f}, sustain F1 {r['sustain_f1']:.3f}, KL {r['kl']:.1f} nats, "
              f"-ELBO {r['nelbo']:.1f} nats per segment, {int(r['active_units'])} active units",
              "",
-             "genre accuracy (classifier trained on real training pieces; share assigned to the wanted genre)"]
+             f"genre accuracy (classifier trained on real training pieces; share assigned to the wanted genre; "
+             f"generation with classifier-free guidance {report.get('guidance', 0.0):g})"]
     columns = ["real held-out"] + [f"generated {t}" for t in report["genre_control"]] + ["transfer into"]
     width = max(len(g) for g in genres + ["overall", "balanced (mean)"]) + 2
     lines.append("".join([" " * width] + [f"{c:>16}" for c in columns]))

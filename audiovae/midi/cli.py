@@ -46,7 +46,7 @@ def cmd_generate_midi(args) -> int:
     cond = parse_genre(model, args.genre)
     tempo, program = _tempo_program(args, model, cond)
     rolls = generate_pieces(model, n=args.n, bars=args.bars, genre=cond, temperature=args.temperature,
-                            continuity=args.continuity, seed=args.seed)
+                            continuity=args.continuity, seed=args.seed, guidance=args.guidance)
     label = re.sub(r"[^A-Za-z0-9_.+-]+", "+", args.genre or "nogenre").strip("+")
     out = Path(args.out)
     for i, roll in enumerate(rolls):
@@ -70,7 +70,8 @@ def cmd_transfer_midi(args) -> int:
     if out.suffix.lower() not in (".mid", ".midi"):
         raise ConfigError(f"--out must end in .mid or .midi, got {out}")
     roll, source_tempo = read_roll(model, args.input)
-    out_roll = transfer_roll(model, roll, to=target, source=source, temperature=args.temperature, seed=args.seed)
+    out_roll = transfer_roll(model, roll, to=target, source=source, temperature=args.temperature, seed=args.seed,
+                             guidance=args.guidance)
     _, program = _tempo_program(args, model, target)
     tempo = args.tempo if args.tempo is not None else source_tempo
     paths = save_piece(out_roll, out.parent / out.stem, config=model.roll, tempo=tempo, program=program,
@@ -91,7 +92,7 @@ def cmd_evaluate_midi(args) -> int:
     report = evaluate_model(model, args.data, cache_dir=args.cache, classifier_path=args.classifier,
                             retrain_classifier=args.retrain_classifier, classifier_steps=args.classifier_steps,
                             per_genre=args.per_genre, transfer_per_genre=args.transfer_per_genre,
-                            temperatures=temperatures, seed=args.seed)
+                            temperatures=temperatures, seed=args.seed, guidance=args.guidance)
     print(format_report(report))
     if args.json:
         print(f"wrote {write_report(report, args.json)}")
@@ -102,6 +103,11 @@ def _add_common(p, *, device: bool = True) -> None:
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default) [default: 0]")
     if device:
         p.add_argument("--device", default="auto", help="cpu, cuda, or auto (GPU when present) [default: auto]")
+
+
+def _add_guidance(p) -> None:
+    p.add_argument("--guidance", type=float, help="classifier-free guidance weight >= 0: decode with "
+                   "l_genre + w * (l_genre - l_nogenre); larger = more typical of the genre [default: the model's]")
 
 
 def _add_output_options(p) -> None:
@@ -127,6 +133,7 @@ def register_midi_verbs(verbs) -> None:
                    "segments, 0 (independent) to <1 [default: 0.5]")
     p.add_argument("--seed", type=int, default=0, help="random seed [default: 0]")
     p.add_argument("--out", required=True, help="folder for GENRE_NNN.mid (and .png/.wav)")
+    _add_guidance(p)
     _add_output_options(p)
     _add_common(p)
     p.set_defaults(func=cmd_generate_midi)
@@ -143,6 +150,7 @@ def register_midi_verbs(verbs) -> None:
                    help="0 = posterior mode; > 0 samples around it [default: 0]")
     p.add_argument("--seed", type=int, default=0, help="random seed for --temperature > 0 [default: 0]")
     p.add_argument("--out", required=True, help="MIDI file to write (.mid)")
+    _add_guidance(p)
     _add_output_options(p)
     _add_common(p)
     p.set_defaults(func=cmd_transfer_midi)
@@ -165,5 +173,6 @@ def register_midi_verbs(verbs) -> None:
     p.add_argument("--temperatures", default="0.5,0.8,1.0", help="comma-separated [default: 0.5,0.8,1.0]")
     p.add_argument("--seed", type=int, default=0, help="random seed [default: 0]")
     p.add_argument("--json", help="also write the report as JSON here")
+    _add_guidance(p)
     _add_common(p, device=False)
     p.set_defaults(func=cmd_evaluate_midi)

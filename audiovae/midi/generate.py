@@ -99,14 +99,33 @@ def _condition_batch(cond: torch.Tensor | None, batch: int, device) -> torch.Ten
     return None if cond is None else cond.to(device).expand(batch, *cond.shape[1:])
 
 
+def default_guidance(model) -> float:
+    """The model's own classifier-free guidance weight for generation (``guidance`` in its config; 0 = none)."""
+    return float(getattr(model, "guidance", 0.0))
+
+
+def guided_probabilities(model, z: torch.Tensor, cond: torch.Tensor | None, guidance: float) -> torch.Tensor:
+    """p(cell on) Tensor[B, 2, S, P] with classifier-free guidance: sigmoid(l_g + w * (l_g - l_none)), where l_g
+    are the decoder's logits under the genre condition and l_none under the learned "no genre" row (trained by
+    condition dropout). w = ``guidance`` > 0 strengthens what sets the genre apart; w = 0 is plain decoding."""
+    logits = model.decode(z, cond).float()
+    if guidance and cond is not None:
+        logits = logits + guidance * (logits - model.decode(z, None).float())
+    return torch.sigmoid(logits)
+
+
 @torch.no_grad()
 def decode_rolls(model, z: torch.Tensor, cond: torch.Tensor | None, *, from_noise: bool = False,
-                 batch_size: int = 1024) -> np.ndarray:
+                 guidance: float | None = None, batch_size: int = 1024) -> np.ndarray:
     """z: Tensor[N, latent_dim] -> probabilities float32 [N, 2, S, P], decoded in batches.
 
     ``from_noise``: z is prior noise eps (N(0, T^2 I)), first mapped through the model's prior for ``cond``
-    (:meth:`PianoRollCVAE.latent_from_noise`); this is how prior samples are decoded.
+    (:meth:`PianoRollCVAE.latent_from_noise`); this is how prior samples are decoded. ``guidance``: the
+    classifier-free guidance weight (see :func:`guided_probabilities`; None = the model's default).
     """
+    guidance = default_guidance(model) if guidance is None else guidance
+    if guidance < 0:
+        raise ParameterError(f"guidance must be >= 0, got {guidance}")
     device = next(model.parameters()).device
     out = []
     for start in range(0, len(z), batch_size):
@@ -114,17 +133,19 @@ def decode_rolls(model, z: torch.Tensor, cond: torch.Tensor | None, *, from_nois
         batch_cond = _condition_batch(cond, len(chunk), device)
         if from_noise:
             chunk = model.latent_from_noise(chunk, batch_cond)
-        out.append(model.probabilities(chunk, batch_cond).cpu().numpy())
+        out.append(guided_probabilities(model, chunk, batch_cond, guidance).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, *model.segment_shape), np.float32)
 
 
 @torch.no_grad()
 def generate_pieces(model, *, n: int, bars: int, genre: str | torch.Tensor | None = None, temperature: float = 0.8,
-                    continuity: float = 0.5, seed: int = 0, threshold: float = 0.5) -> list[np.ndarray]:
+                    continuity: float = 0.5, seed: int = 0, threshold: float = 0.5,
+                    guidance: float | None = None) -> list[np.ndarray]:
     """``n`` pieces of ``bars`` bars: a list of bool rolls [2, bars * steps_per_bar, P] (see the module doc).
 
     genre: a name, a mixture string, a condition tensor from :func:`parse_genre`, or None (no genre).
-    Cells are on where the decoder's probability exceeds ``threshold``.
+    Cells are on where the decoder's probability exceeds ``threshold``. ``guidance``: classifier-free guidance
+    weight (None = the model's default, see :func:`guided_probabilities`).
     """
     if n < 1 or bars < 1 or temperature < 0:
         raise ParameterError(f"need n >= 1, bars >= 1 and temperature >= 0; got {n}, {bars}, {temperature}")
@@ -134,7 +155,7 @@ def generate_pieces(model, *, n: int, bars: int, genre: str | torch.Tensor | Non
     generator = torch.Generator().manual_seed(seed)
     z = latent_path(n, segments, model.latent_dim, temperature=temperature, continuity=continuity,
                     generator=generator)
-    probs = decode_rolls(model, z.flatten(0, 1), cond, from_noise=True).reshape(n, segments, *model.segment_shape)
+    probs = decode_rolls(model, z.flatten(0, 1), cond, from_noise=True, guidance=guidance).reshape(n, segments, *model.segment_shape)
     steps = bars * config.steps_per_bar
     return [clean_roll(join_segments(p > threshold)[:, :steps]) for p in probs]
 
@@ -159,7 +180,8 @@ def roll_to_segments(roll: np.ndarray, steps: int) -> np.ndarray:
 
 @torch.no_grad()
 def transfer_roll(model, roll: np.ndarray, *, to: str | torch.Tensor, source: str | torch.Tensor | None = None,
-                  temperature: float = 0.0, seed: int = 0, threshold: float = 0.5) -> np.ndarray:
+                  temperature: float = 0.0, seed: int = 0, threshold: float = 0.5,
+                  guidance: float | None = None) -> np.ndarray:
     """Re-decode a roll bool [2, T, P] (on the model's grid) under another genre: bool [2, T, P].
 
     Each segment is encoded with the ``source`` genre (None = the "no genre" row), its latent taken at the
@@ -175,7 +197,7 @@ def transfer_roll(model, roll: np.ndarray, *, to: str | torch.Tensor, source: st
     posterior = model.encode(x, _condition_batch(src, len(x), device))
     generator = torch.Generator().manual_seed(seed)
     z = posterior.mode() + temperature * posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device)
-    out = decode_rolls(model, retarget_latent(model, z, src, target), target) > threshold
+    out = decode_rolls(model, retarget_latent(model, z, src, target), target, guidance=guidance) > threshold
     out[~segments[:, 1].any(axis=(1, 2))] = False
     return clean_roll(join_segments(out)[:, : roll.shape[1]])
 

@@ -3,12 +3,12 @@ piano-roll pictures, and atomic .mid writing."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pretty_midi
 
+from .._atomic import atomic_file
 from ..errors import AudioVAEError, ParameterError
 from .pianoroll import ONSET, SUSTAIN, RollConfig, roll_to_midi
 
@@ -116,23 +116,11 @@ def render_audio(
     return (audio * (0.9 / top) if top > 0 else audio).astype(np.float32)
 
 
-def _atomic_target(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    return tmp
-
-
 def write_midi(pm: pretty_midi.PrettyMIDI, path: str | os.PathLike) -> Path:
     """Write a .mid file atomically (temp file + rename). Returns the path."""
     path = Path(path)
-    tmp = _atomic_target(path)
-    try:
-        pm.write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_file(path, suffix=path.suffix) as tmp:
+        pm.write(str(tmp))
     return path
 
 
@@ -150,6 +138,8 @@ def save_roll_png(
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # deferred: matplotlib imports slowly
     from matplotlib.figure import Figure
+
+    from ..audio.plots import save_figure
 
     roll = np.asarray(roll, dtype=bool)
     if roll.ndim != 3 or roll.shape[0] != 2 or roll.shape[2] != config.num_pitches:
@@ -172,12 +162,4 @@ def save_roll_png(
     if title:
         ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    tmp = _atomic_target(path)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return save_figure(fig, path)

@@ -202,6 +202,8 @@ class PianoRollCVAE(nn.Module):
         cond_dropout: training probability of the "no genre" embedding.
         prior: "standard" (z ~ N(0, I)) or "autoregressive" (z = f(eps, genre), eps ~ N(0, I); see the module
             doc). prior_hidden: GRU size of the autoregressive prior.
+        guidance: the default classifier-free guidance weight for generation (see
+            :func:`audiovae.midi.generate.guided_probabilities`); it does not change training.
         adversary_weight, adversary_hidden: weight and hidden size of the latent genre adversary (training only;
             0 = none): an MLP that guesses the genre from z, trained through a gradient-reversal layer so the
             encoder learns to leave the genre out of z. Then every genre's posteriors fill the same prior and a
@@ -211,12 +213,14 @@ class PianoRollCVAE(nn.Module):
     def __init__(self, *, roll: dict | None = None, genres: list[str] | tuple[str, ...] = (), latent_dim: int = 256,
                  substeps: int = 4, channels: list[int] | tuple[int, ...] = (256,), blocks_per_stage: int = 1,
                  cond_dim: int = 32, cond_dropout: float = 0.1, adversary_weight: float = 0.0,
-                 adversary_hidden: int = 256, prior: str = "standard", prior_hidden: int = 256):
+                 adversary_hidden: int = 256, prior: str = "standard", prior_hidden: int = 256,
+                 guidance: float = 0.0):
         super().__init__()
         from ..midi.pianoroll import RollConfig  # deferred: models do not need the MIDI stack at import time
 
         self.roll = RollConfig(**(roll or {}))
         self.genres, self.latent_dim, self.cond_dropout = list(genres), latent_dim, cond_dropout
+        self.guidance = float(guidance)
         self.steps, self.pitches, self.substeps = self.roll.segment_steps, self.roll.num_pitches, substeps
         channels = tuple(channels)
         reduction = substeps * 2 ** (len(channels) - 1) if channels else 0

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .._atomic import atomic_write_text, make_readable
 from ..errors import ConfigError
 
 FORMAT = "audiovae-checkpoint"
@@ -48,20 +49,6 @@ def model_config(model: torch.nn.Module) -> dict:
     }
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def write_model_folder(folder: Path, model: torch.nn.Module, *, extra: dict | None = None,
                        train_state: dict | None = None) -> Path:
     """Write a complete checkpoint folder atomically (temporary sibling + rename). Returns ``folder``.
@@ -82,6 +69,7 @@ def write_model_folder(folder: Path, model: torch.nn.Module, *, extra: dict | No
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        make_readable(tmp)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
             os.replace(folder, old)
