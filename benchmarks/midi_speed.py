@@ -6,9 +6,10 @@
 
 The model is freshly built from the recipe's [model] and [data] grid (6 genres) unless --model is given; weights
 do not change the speed. Training feeds random rolls at the grid's typical density (no data loading) with the
-recipe's batch size. Generation draws z ~ N(0, I), decodes one batch of --generate segments of one genre and
-applies the sigmoid ("decode") and additionally thresholds and cleans them into bool rolls ("to rolls"), the way
-generate-midi does. Times are the best of --repeats runs (the CPU may be shared).
+recipe's batch size. Generation draws noise ~ N(0, I), maps it through the model's prior and decodes one batch of
+--generate segments of one genre with the model's classifier-free guidance ("decode"; guidance doubles the prior
+and decoder work), and additionally thresholds and cleans them into bool rolls ("to rolls"), the way generate-midi
+does. Times are the best of --repeats runs (the CPU may be shared).
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def training_rate(model: PianoRollCVAE, batch_size: int, repeats: int, steps: in
     def run():
         for _ in range(steps):
             logits, posterior = model(x, cond)
-            loss = model.reconstruction_nll(x, logits).mean() + posterior.kl_per_item().mean()
+            loss = model.reconstruction_nll(x, logits).mean() + model.latent_kl(posterior, cond).sum(1).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -79,9 +80,9 @@ def training_rate(model: PianoRollCVAE, batch_size: int, repeats: int, steps: in
 def generation_rates(model: PianoRollCVAE, count: int, repeats: int) -> tuple[float, float]:
     z = torch.randn(count, model.latent_dim, generator=torch.Generator().manual_seed(0))
     cond = torch.tensor([0]) if model.conditions else None
-    decode_rolls(model, z[:8], cond)
-    decode_only = best_of(repeats, lambda: decode_rolls(model, z, cond, batch_size=count))
-    to_rolls = best_of(repeats, lambda: clean_roll(decode_rolls(model, z, cond, batch_size=count)))
+    decode_rolls(model, z[:8], cond, from_noise=True)
+    decode_only = best_of(repeats, lambda: decode_rolls(model, z, cond, from_noise=True, batch_size=count))
+    to_rolls = best_of(repeats, lambda: clean_roll(decode_rolls(model, z, cond, from_noise=True, batch_size=count)))
     return count / decode_only, count / to_rolls
 
 
@@ -97,7 +98,8 @@ def main() -> None:
     model, batch_size = build(args)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"PianoRollCVAE {n_params / 1e6:.2f} M parameters, segments {list(model.segment_shape)}, "
-          f"latent {model.latent_dim}, training batch {batch_size}, generation batch {args.generate}")
+          f"latent {model.latent_dim}, prior {'autoregressive' if model.latent_prior is not None else 'standard'}, "
+          f"guidance {model.guidance:g}, training batch {batch_size}, generation batch {args.generate}")
     print(f"{'threads':>7} {'train seg/s':>12} {'decode seg/s':>13} {'to rolls seg/s':>15}")
     for threads in (int(t) for t in args.threads.split(",")):
         torch.set_num_threads(threads)

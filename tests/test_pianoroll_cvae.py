@@ -115,6 +115,20 @@ def test_autoregressive_prior_round_trip_and_kl():
     assert bool((kl >= -1e-5).all())
 
 
+def test_prior_guidance_pushes_means_away_from_the_no_genre_prior():
+    model = make_model("autoregressive-prior")
+    _randomize_prior(model)
+    zeros, genre = torch.zeros(3, model.latent_dim), torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        plain = model.latent_from_noise(zeros, genre)
+        free = model.latent_from_noise(zeros, None)
+        guided = model.latent_from_noise(zeros, genre, guidance=2.0)
+        # with eps = 0, z_t is the mean; position 0 has no history, so its guided mean is exact
+        first = slice(0, None, model.latent_positions)
+        assert torch.allclose(guided[:, first], plain[:, first] + 2.0 * (plain[:, first] - free[:, first]), atol=1e-5)
+        assert torch.equal(model.latent_from_noise(zeros, None, guidance=2.0), free)  # nothing to guide toward
+
+
 def test_autoregressive_prior_is_saved_and_retargets(tmp_path):
     model = make_model("autoregressive-prior")
     _randomize_prior(model)

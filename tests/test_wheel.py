@@ -1,6 +1,7 @@
 """The built wheel carries the bundled models, and they load from outside the source tree."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,8 +23,12 @@ print(type(midi).__name__, type(mel).__name__, int(piece[1].sum()))
 
 @pytest.mark.slow
 def test_wheel_holds_the_models_and_loads_them_outside_the_repo(tmp_path):
-    dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q",
+    source, dist = tmp_path / "source", tmp_path / "dist"  # build from a copy: the checkout stays untouched
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    shutil.copytree(REPO / "audiovae", source / "audiovae", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(dist)], check=True, cwd=tmp_path)
     wheel = next(dist.glob("audiovae-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())

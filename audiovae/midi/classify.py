@@ -67,7 +67,7 @@ def train_classifier(segments: np.ndarray, genre_ids: np.ndarray, *, genres: lis
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        running += float(loss)
+        running += float(loss.detach())
         if log and (step + 1) % max(1, steps // 5) == 0:
             log(f"  classifier step {step + 1}/{steps}: loss {running / max(1, steps // 5):.3f} "
                 f"({time.perf_counter() - started:.0f} s)")

@@ -121,7 +121,8 @@ def decode_rolls(model, z: torch.Tensor, cond: torch.Tensor | None, *, from_nois
 
     ``from_noise``: z is prior noise eps (N(0, T^2 I)), first mapped through the model's prior for ``cond``
     (:meth:`PianoRollCVAE.latent_from_noise`); this is how prior samples are decoded. ``guidance``: the
-    classifier-free guidance weight (see :func:`guided_probabilities`; None = the model's default).
+    classifier-free guidance weight for the decoder (see :func:`guided_probabilities`) and, for prior samples,
+    the prior (None = the model's default).
     """
     guidance = default_guidance(model) if guidance is None else guidance
     if guidance < 0:
@@ -132,7 +133,7 @@ def decode_rolls(model, z: torch.Tensor, cond: torch.Tensor | None, *, from_nois
         chunk = z[start:start + batch_size].to(device)
         batch_cond = _condition_batch(cond, len(chunk), device)
         if from_noise:
-            chunk = model.latent_from_noise(chunk, batch_cond)
+            chunk = model.latent_from_noise(chunk, batch_cond, guidance=guidance)
         out.append(guided_probabilities(model, chunk, batch_cond, guidance).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, *model.segment_shape), np.float32)
 

@@ -115,12 +115,20 @@ class LatentPrior(nn.Module):
         h, _ = self.gru(self._inputs(previous.to(self.inp.weight.dtype), c) + self.position)
         return self._split(h)
 
-    def sample(self, eps: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        """eps: Tensor[B, T, chunk] -> z: Tensor[B, T, chunk], z_t = mean_t + exp(logvar_t / 2) * eps_t."""
-        previous, state, out = self.start.expand(eps.shape[0], 1, -1), None, []
+    def sample(self, eps: torch.Tensor, c: torch.Tensor | None, *, guide: torch.Tensor | None = None,
+               guidance: float = 0.0) -> torch.Tensor:
+        """eps: Tensor[B, T, chunk] -> z: Tensor[B, T, chunk], z_t = mean_t + exp(logvar_t / 2) * eps_t.
+
+        With ``guide`` (the "no genre" embedding) and ``guidance`` w > 0 the means are pushed away from the
+        unconditional prior's: mean_t + w * (mean_t - mean_t | no genre), both given the same z_<t.
+        """
+        previous, state, guide_state, out = self.start.expand(eps.shape[0], 1, -1), None, None, []
         for t in range(self.positions):
             h, state = self.gru(self._inputs(previous, c) + self.position[t], state)
             mean, logvar = self._split(h)
+            if guide is not None and guidance:
+                h_free, guide_state = self.gru(self._inputs(previous, guide) + self.position[t], guide_state)
+                mean = mean + guidance * (mean - self._split(h_free)[0])
             previous = mean + torch.exp(0.5 * logvar) * eps[:, t:t + 1].float()
             out.append(previous)
         return torch.cat(out, 1)
@@ -330,13 +338,16 @@ class PianoRollCVAE(nn.Module):
     def _flat(self, chunks: torch.Tensor) -> torch.Tensor:
         return chunks.transpose(1, 2).reshape(chunks.shape[0], -1)
 
-    def latent_from_noise(self, eps: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def latent_from_noise(self, eps: torch.Tensor, cond: torch.Tensor | None = None, *,
+                          guidance: float = 0.0) -> torch.Tensor:
         """Map prior noise eps ~ N(0, T^2 I), Tensor[B, latent_dim], to a latent z to decode (identity for the
-        standard prior)."""
+        standard prior). ``guidance`` > 0 applies classifier-free guidance to the prior's means (see
+        :meth:`LatentPrior.sample`)."""
         if self.latent_prior is None:
             return eps
         c = self.embed_condition(cond, eps.shape[0], eps.device)
-        return self._flat(self.latent_prior.sample(self._chunks(eps), c))
+        guide = self.embed_condition(None, eps.shape[0], eps.device) if cond is not None and guidance else None
+        return self._flat(self.latent_prior.sample(self._chunks(eps), c, guide=guide, guidance=guidance))
 
     def noise_from_latent(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Inverse of :meth:`latent_from_noise` under the genre ``cond``."""
