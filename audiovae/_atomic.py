@@ -10,22 +10,26 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
+# Read once at import: os.umask can only be read by setting it, and doing that while other threads create files
+# (the demo serves requests concurrently) would briefly give their files no umask at all.
+_UMASK = _read_umask()
+
+
 def make_readable(path: str | os.PathLike) -> None:
     """Give a finished file 0666 & ~umask, a folder 0777 & ~umask (recursively for its files)."""
     path = Path(path)
-    mask = _umask()
     if path.is_dir():
-        os.chmod(path, 0o777 & ~mask)
+        os.chmod(path, 0o777 & ~_UMASK)
         for child in path.iterdir():
             make_readable(child)
     else:
-        os.chmod(path, 0o666 & ~mask)
+        os.chmod(path, 0o666 & ~_UMASK)
 
 
 @contextmanager

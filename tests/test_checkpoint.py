@@ -57,20 +57,16 @@ def test_train_state_loads_with_weights_only(tmp_path):
 
 
 def test_written_files_follow_the_umask_not_temp_file_modes(tmp_path):
-    import os
     import stat
 
+    from audiovae._atomic import _UMASK
     from audiovae.audio.io import write_wav
 
-    old = os.umask(0o022)
-    try:
-        folder = write_model_folder(tmp_path / "m", MelVAE(**TINY))
-        wav = write_wav(tmp_path / "a.wav", torch.zeros(100).numpy(), 8000)
-    finally:
-        os.umask(old)
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
-    for path in [*folder.iterdir(), wav]:
-        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+    folder = write_model_folder(tmp_path / "m", MelVAE(**TINY))
+    wav = write_wav(tmp_path / "a.wav", torch.zeros(100).numpy(), 8000)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~_UMASK
+    for path in [*folder.iterdir(), wav]:  # temporary files start as 0600
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~_UMASK, path
 
 
 def test_bundled_names_resolve_to_the_package_and_unknown_ones_fail(tmp_path, monkeypatch):

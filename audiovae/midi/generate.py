@@ -1,12 +1,13 @@
 """Generate and transfer MIDI with a trained PianoRollCVAE: genre conditions (names and mixtures), pieces longer
 than one segment, genre transfer of a MIDI file, and writing .mid / .png / preview .wav.
 
-Long pieces: a piece of ``bars`` bars decodes ceil(bars / segment_bars) segments whose latents follow an AR(1)
-path, z_k = rho * z_{k-1} + sqrt(1 - rho^2) * eps_k with eps_k ~ N(0, T^2 I) and rho = ``continuity``. Every z_k
-is then exactly a prior sample at temperature T (so each segment is as good as a single-segment sample) while
-neighbouring segments share a part of their latent, which keeps register, texture and rhythm from jumping at
-the joins; rho = 0 gives independent segments, rho -> 1 repeats one segment. The segments are joined end to end
-(:func:`join_segments`) and the whole roll is cleaned once, so a note sustained across a join continues.
+Long pieces: a piece of ``bars`` bars decodes ceil(bars / segment_bars) segments whose prior noise follows an
+AR(1) path, n_k = rho * n_{k-1} + sqrt(1 - rho^2) * eps_k with eps_k ~ N(0, T^2 I) and rho = ``continuity``. Every
+n_k is then exactly prior noise at temperature T (mapped to a latent through the model's prior, so each segment is
+as good as a single-segment sample) while neighbouring segments share a part of it, which keeps register, texture
+and rhythm from jumping at the joins; rho = 0 gives independent segments, rho -> 1 repeats one segment.
+The segments are joined end to end (:func:`join_segments`) and the whole roll is cleaned once, so a note sustained
+across a join continues. Generation applies the model's classifier-free guidance (:func:`guided_probabilities`).
 """
 from __future__ import annotations
 
@@ -156,7 +157,8 @@ def generate_pieces(model, *, n: int, bars: int, genre: str | torch.Tensor | Non
     generator = torch.Generator().manual_seed(seed)
     z = latent_path(n, segments, model.latent_dim, temperature=temperature, continuity=continuity,
                     generator=generator)
-    probs = decode_rolls(model, z.flatten(0, 1), cond, from_noise=True, guidance=guidance).reshape(n, segments, *model.segment_shape)
+    probs = decode_rolls(model, z.flatten(0, 1), cond, from_noise=True, guidance=guidance)
+    probs = probs.reshape(n, segments, *model.segment_shape)
     steps = bars * config.steps_per_bar
     return [clean_roll(join_segments(p > threshold)[:, :steps]) for p in probs]
 

@@ -139,18 +139,6 @@ class LatentPrior(nn.Module):
         return (z.float() - mean) * torch.exp(-0.5 * logvar)
 
 
-class _GradientReversal(torch.autograd.Function):
-    """Identity forward; negated gradient backward."""
-
-    @staticmethod
-    def forward(ctx, x):
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):
-        return -grad
-
-
 class TimeEncoder(nn.Module):
     """Rows Tensor[B, in_channels, T] -> features Tensor[B, channels[-1], T / 2**(len(channels) - 1)].
 
@@ -196,7 +184,7 @@ class PianoRollCVAE(nn.Module):
     latent_dim / latent_positions values, chunk t read by the encoder at (and written by the decoder to) the t-th
     stretch of the segment, with the convolutions giving each chunk context on both sides. Keeping the path from
     a bar to its part of z local is what lets the model learn to reconstruct in minutes rather than hours on a
-    CPU; the prior is still N(0, I) over the whole vector.
+    CPU; the prior is N(0, I) over the whole noise vector (mapped to z by the optional autoregressive prior).
 
     Args (plain keywords; they are the saved config):
         roll: the RollConfig dict of the grid (steps_per_quarter, pitch_low, pitch_high, segment_bars,
@@ -212,16 +200,11 @@ class PianoRollCVAE(nn.Module):
             doc). prior_hidden: GRU size of the autoregressive prior.
         guidance: the default classifier-free guidance weight for generation (see
             :func:`audiovae.midi.generate.guided_probabilities`); it does not change training.
-        adversary_weight, adversary_hidden: weight and hidden size of the latent genre adversary (training only;
-            0 = none): an MLP that guesses the genre from z, trained through a gradient-reversal layer so the
-            encoder learns to leave the genre out of z. Then every genre's posteriors fill the same prior and a
-            prior sample decoded with genre g sounds like g (see :meth:`adversary_loss`).
     """
 
     def __init__(self, *, roll: dict | None = None, genres: list[str] | tuple[str, ...] = (), latent_dim: int = 256,
                  substeps: int = 4, channels: list[int] | tuple[int, ...] = (256,), blocks_per_stage: int = 1,
-                 cond_dim: int = 32, cond_dropout: float = 0.1, adversary_weight: float = 0.0,
-                 adversary_hidden: int = 256, prior: str = "standard", prior_hidden: int = 256,
+                 cond_dim: int = 32, cond_dropout: float = 0.1, prior: str = "standard", prior_hidden: int = 256,
                  guidance: float = 0.0):
         super().__init__()
         from ..midi.pianoroll import RollConfig  # deferred: models do not need the MIDI stack at import time
@@ -254,9 +237,6 @@ class PianoRollCVAE(nn.Module):
         self.conv_out = nn.Conv1d(channels[0], rows, 1)
         self.latent_prior = LatentPrior(self.chunk, self.latent_positions, cdim, prior_hidden) \
             if prior == "autoregressive" else None
-        self.adversary_weight = adversary_weight if len(self.genres) > 1 else 0.0
-        self.adversary = nn.Sequential(nn.Linear(latent_dim, adversary_hidden), nn.SiLU(),
-                                       nn.Linear(adversary_hidden, len(self.genres))) if self.adversary_weight else None
         with torch.no_grad():
             # Start with a nearly deterministic encoder (std 0.05) so the decoder can use z from the first steps.
             self.to_posterior.bias[self.chunk:].fill_(INITIAL_LOGVAR)
@@ -375,20 +355,6 @@ class PianoRollCVAE(nn.Module):
     def reconstruction_nll(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """-log p(x | z): Bernoulli cross-entropy summed over onset and sustain cells, Tensor[B], nats."""
         return F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none").flatten(1).sum(1)
-
-    def adversary_loss(self, z: torch.Tensor, genre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(cross-entropy of the latent genre adversary in nats, its accuracy) over items with a known genre.
-
-        z: Tensor[B, latent_dim]; genre: LongTensor[B] (-1 = unknown, left out). Minimising the returned loss
-        trains the adversary to find the genre in z and, through the reversed gradient, the encoder to hide it.
-        """
-        known = genre >= 0
-        if self.adversary is None or not bool(known.any()):
-            zero = z.new_zeros(())
-            return zero, zero
-        logits = self.adversary(_GradientReversal.apply(z[known]))
-        target = genre[known]
-        return F.cross_entropy(logits.float(), target), (logits.argmax(1) == target).float().mean()
 
 
 @saves_init_args

@@ -121,12 +121,7 @@ class MidiTask(Task):
         nll = plain.reconstruction_nll(roll, logits).mean()
         kl = plain.latent_kl(posterior, cond)
         loss = nll + beta * kl_with_free_bits(kl, lc.free_bits)
-        out = {"loss/recon_nll": nll, "loss/kl": kl.sum(1).mean(), "stats/beta": torch.tensor(beta)}
-        if plain.adversary is not None:
-            adversary, accuracy = plain.adversary_loss(posterior.sample(), genre)
-            loss = loss + plain.adversary_weight * adversary
-            out |= {"loss/adversary": adversary, "stats/adversary_accuracy": accuracy}
-        return out | {"loss": loss}
+        return {"loss": loss, "loss/recon_nll": nll, "loss/kl": kl.sum(1).mean(), "stats/beta": torch.tensor(beta)}
 
     @torch.no_grad()
     def validate(self, model) -> dict[str, float]:
