@@ -125,3 +125,22 @@ def write_truncated(directory, name: str = "truncated.mid") -> Path:
     data = full.read_bytes()
     full.write_bytes(data[: len(data) // 2])
     return full
+
+
+HIGH_RESOLUTION = 10080  # ticks per quarter, as music21 writes them
+
+
+def write_high_resolution(directory, name: str = "long.mid") -> Path:
+    """A legitimate long file past pretty_midi's 1e7-tick limit: 10080 ticks per quarter, C4 for the first bar
+    (steps 0-16) and D4 for the last quarter of quarter 1100 (ticks 1100 * 10080 to 1101 * 10080)."""
+    tpq = HIGH_RESOLUTION
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=500000, time=0),
+                            mido.Message("note_on", note=60, velocity=80, time=0),
+                            mido.Message("note_off", note=60, velocity=0, time=4 * tpq),
+                            mido.Message("note_on", note=62, velocity=80, time=1100 * tpq - 4 * tpq),
+                            mido.Message("note_off", note=62, velocity=0, time=tpq),
+                            mido.MetaMessage("end_of_track", time=0)])
+    path = Path(directory) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mido.MidiFile(ticks_per_beat=tpq, tracks=[track]).save(str(path))
+    return path

@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 import torch
-from midi_fixtures import write_corrupt, write_drums_only, write_empty, write_piece, write_truncated
+from midi_fixtures import (write_corrupt, write_drums_only, write_empty, write_high_resolution, write_piece,
+                           write_truncated)
 
 from audiovae.data.midi_folder import MidiFolder, split_pieces
 from audiovae.errors import AudioVAEError, ConfigError, ParameterError
@@ -52,6 +53,16 @@ def test_scan_reports_skips_and_labels(data_dir, tmp_path):
     assert data.segments_per_genre() == {"folk": 12, "jazz": 12}
     roll, genre = data[0]
     assert roll.dtype == torch.float32 and roll.shape == (2, 32, 88) and genre.dtype == torch.int64
+
+
+def test_retimed_files_are_used_and_reported_also_from_the_cache(data_dir, tmp_path):
+    write_high_resolution(data_dir / "jazz")
+    for _ in range(2):  # converted, then read back from the cache
+        report = make(data_dir, tmp_path / "cache", split="all").report
+        assert "jazz/long.mid" in report.used
+        assert report.retimed == [("jazz/long.mid", "re-timed from 10080 to 480 ticks per quarter")]
+        assert "used after re-timing to 480 ticks per quarter" in report.summary()
+    assert report.cached == len(report.used) + len(report.skipped)
 
 
 def test_split_by_piece_is_disjoint_and_covers_each_genre(data_dir, tmp_path):

@@ -191,3 +191,21 @@ def test_save_roll_png(tmp_path):
     assert [p.name for p in (tmp_path / "pics").iterdir()] == ["roll.png"]
     with pytest.raises(ParameterError):
         save_roll_png(roll[:, :, :40], tmp_path / "bad.png", config=CONFIG)
+
+
+def test_long_high_resolution_file_is_retimed_not_refused(tmp_path):
+    from midi_fixtures import HIGH_RESOLUTION, write_high_resolution
+
+    from audiovae.midi.pianoroll import read_midi
+
+    path = write_high_resolution(tmp_path)
+    with pytest.raises(ValueError, match="likely corrupt"):  # what pretty_midi alone does with it
+        pretty_midi.PrettyMIDI(str(path))
+    pm, retimed_from = read_midi(path)
+    assert retimed_from == HIGH_RESOLUTION and pm.resolution == 480
+    roll = midi_to_roll(path, config=RollConfig())
+    c4, d4 = 60 - 21, 62 - 21
+    assert roll.shape[1] == 1101 * 4
+    assert np.flatnonzero(roll[1, :, c4]).tolist() == list(range(16)) and roll[0, 0, c4]
+    assert np.flatnonzero(roll[1, :, d4]).tolist() == list(range(4400, 4404)) and roll[0, 4400, d4]
+    assert read_midi(write_melody(tmp_path))[1] is None

@@ -25,9 +25,10 @@ from .._torch import torch
 from .._atomic import atomic_file
 from .guards import ensure_cache_outside
 from ..errors import AudioVAEError, ConfigError, MidiReadError, ParameterError
-from ..midi.pianoroll import SUSTAIN, RollConfig, is_midi_path, midi_to_roll, segment_roll
+from ..midi.pianoroll import (RETIMED_RESOLUTION, SUSTAIN, RollConfig, is_midi_path, midi_to_roll, read_midi,
+                              segment_roll)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 SPLITS = ("train", "val", "all")
 
 
@@ -35,13 +36,16 @@ SPLITS = ("train", "val", "all")
 class ScanReport:
     """What a scan did. Paths are relative to ``root``, in POSIX form.
 
-    used: files that gave segments; skipped: (path, reason) for the rest; converted/cached: how many files
-    were converted in this scan vs. read back from the cache (skips are cached too); seconds: wall time.
+    used: files that gave segments; skipped: (path, reason) for the rest; retimed: (path, note) for used files
+    that pretty_midi alone would refuse as "likely corrupt" (over 1e7 ticks at a high resolution) and that were
+    re-timed instead; converted/cached: how many files were converted in this scan vs. read back from the cache
+    (skips are cached too); seconds: wall time.
     """
 
     root: str
     used: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    retimed: list[tuple[str, str]] = field(default_factory=list)
     converted: int = 0
     cached: int = 0
     seconds: float = 0.0
@@ -56,6 +60,10 @@ class ScanReport:
                  f"({self.converted} converted, {self.cached} from cache, {self.seconds:.1f} s)"]
         lines += [f"  skipped, {reason}: {n}" for reason, n in sorted(self.counts.items())]
         lines += [f"    {path}: {reason}" for path, reason in self.skipped]
+        if self.retimed:
+            examples = ", ".join(path for path, _ in self.retimed[:3]) + (", ..." if len(self.retimed) > 3 else "")
+            lines.append(f"  used after re-timing to {RETIMED_RESOLUTION} ticks per quarter (pretty_midi alone "
+                         f"refuses them as likely corrupt): {len(self.retimed)} ({examples})")
         return "\n".join(lines)
 
 
@@ -84,27 +92,33 @@ def _write_npz(path: Path, **arrays) -> None:
         np.savez_compressed(f, **arrays)
 
 
-def _read_cache(path: Path) -> np.ndarray | str | None:
-    """Cached segments, a cached skip reason, or None when the entry is missing or unreadable."""
+def _read_cache(path: Path) -> tuple[np.ndarray | str, str] | None:
+    """(cached segments or skip reason, note), or None when the entry is missing or unreadable."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            return str(data["error"]) if "error" in data.files else data["segments"].astype(bool)
+            note = str(data["note"]) if "note" in data.files else ""
+            return (str(data["error"]) if "error" in data.files else data["segments"].astype(bool)), note
     except (OSError, ValueError, KeyError, EOFError):
         return None
 
 
-def _convert(path: str, cache_file: str, config_dict: dict, hop_steps: int | None) -> np.ndarray | str:
-    """One file -> segments bool [n, 2, S, P] or a skip reason; the outcome is written to ``cache_file``."""
+def _convert(path: str, cache_file: str, config_dict: dict, hop_steps: int | None) -> tuple[np.ndarray | str, str]:
+    """One file -> (segments bool [n, 2, S, P] or a skip reason, note); the outcome is written to ``cache_file``.
+    The note says when the file was re-timed (see :func:`audiovae.midi.pianoroll.read_midi`), else is empty."""
     config = RollConfig(**config_dict)
+    note = ""
     try:
-        outcome = segment_roll(midi_to_roll(path, config=config), config=config, hop_steps=hop_steps)
+        pm, retimed_from = read_midi(path)
+        if retimed_from:
+            note = f"re-timed from {retimed_from} to {RETIMED_RESOLUTION} ticks per quarter"
+        outcome = segment_roll(midi_to_roll(pm, config=config), config=config, hop_steps=hop_steps)
     except MidiReadError as exc:
         outcome = exc.reason
     if isinstance(outcome, str):
         _write_npz(Path(cache_file), error=np.array(outcome))
     else:
-        _write_npz(Path(cache_file), segments=outcome)
-    return outcome
+        _write_npz(Path(cache_file), segments=outcome, note=np.array(note))
+    return outcome, note
 
 
 def scan_midi_folder(
@@ -139,7 +153,7 @@ def scan_midi_folder(
             raise ConfigError(f"{len(loose)} MIDI files lie directly in {root} (e.g. {loose[0]}), so they have no "
                               "genre; move them into a genre subfolder, or pass use_genres=False")
     report = ScanReport(root=str(root))
-    outcomes: dict[int, np.ndarray | str] = {}
+    outcomes: dict[int, tuple[np.ndarray | str, str]] = {}
     todo = []
     with tqdm(total=len(files), desc="MIDI files", unit="file", disable=not progress) as bar:
         for i, path in enumerate(files):
@@ -167,11 +181,13 @@ def scan_midi_folder(
     genres = tuple(sorted({r.split("/")[0] for r in rel if "/" in r})) if use_genres else ()
     segments, piece_index, piece_paths, piece_genres = [], [], [], []
     for i, r in enumerate(rel):
-        outcome = outcomes[i]
+        outcome, note = outcomes[i]
         if isinstance(outcome, str):
             report.skipped.append((r, outcome))
             continue
         report.used.append(r)
+        if note:
+            report.retimed.append((r, note))
         segments.append(outcome)
         piece_index.append(np.full(len(outcome), len(piece_paths), dtype=np.int64))
         piece_genres.append(genres.index(r.split("/")[0]) if use_genres else -1)

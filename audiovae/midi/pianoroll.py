@@ -24,6 +24,7 @@ from ..errors import MidiReadError, ParameterError
 ONSET, SUSTAIN = 0, 1
 MIDI_EXTENSIONS = (".mid", ".midi")
 _WRITE_RESOLUTION = 480  # ticks per quarter note: divisible by every common steps_per_quarter
+RETIMED_RESOLUTION = _WRITE_RESOLUTION
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,13 @@ def load_midi(path: str | os.PathLike) -> pretty_midi.PrettyMIDI:
     pretty_midi refuses files whose last tick exceeds 1e7 as "likely corrupt", but long pieces written at
     a high resolution (music21 writes 10080 ticks per quarter) pass that mark legitimately; such files are
     re-timed to 480 ticks per quarter (an error below 1/960 of a quarter note) and refused only if they
-    are still too long.
+    are still too long. :func:`read_midi` also says whether that happened.
     """
+    return read_midi(path)[0]
+
+
+def read_midi(path: str | os.PathLike) -> tuple[pretty_midi.PrettyMIDI, int | None]:
+    """(PrettyMIDI, the file's original ticks per quarter if it was re-timed, else None); see :func:`load_midi`."""
     path = Path(path)
     if not path.is_file():
         raise MidiReadError(path, "no such file")
@@ -83,12 +89,14 @@ def load_midi(path: str | os.PathLike) -> pretty_midi.PrettyMIDI:
     # huge ticks, OSError for a missing header, EOFError, KeyError, IndexError, mido.KeySignatureError, ...).
     try:
         midi = mido.MidiFile(str(path))
+        retimed_from = None
         last_tick = max((sum(msg.time for msg in track) for track in midi.tracks), default=0)
         if last_tick >= pretty_midi.MAX_TICK and midi.ticks_per_beat > _WRITE_RESOLUTION:
+            retimed_from = midi.ticks_per_beat
             _retime(midi, _WRITE_RESOLUTION)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pretty_midi warns about meta events on non-zero tracks
-            return pretty_midi.PrettyMIDI(mido_object=midi)
+            return pretty_midi.PrettyMIDI(mido_object=midi), retimed_from
     except Exception as exc:  # noqa: BLE001
         raise MidiReadError(path, f"not a MIDI file / corrupt ({type(exc).__name__}: {exc})") from exc
 
