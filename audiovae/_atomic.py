@@ -4,6 +4,7 @@ umask) rather than the owner-only ones of temporary files, so shared checkpoints
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,3 +60,29 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_file(path, fsync=True) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+@contextmanager
+def atomic_dir(folder: str | os.PathLike, *, fsync: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling folder to fill; when the block succeeds it replaces ``folder`` whole (an existing
+    folder only after the new one is complete), otherwise it is removed. ``fsync``: flush every file first."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    try:
+        yield tmp
+        if fsync:
+            for f in tmp.iterdir():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        make_readable(tmp)
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -13,13 +13,12 @@ import argparse
 import json
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from audiovae._atomic import make_readable  # noqa: E402
+from audiovae._atomic import atomic_dir  # noqa: E402
 from audiovae.pretrained import BUNDLED_MODELS, MODELS_DIR  # noqa: E402
 from audiovae.train.checkpoint import read_config, resolve_checkpoint  # noqa: E402
 
@@ -73,20 +72,13 @@ def main() -> int:
     source = resolve_checkpoint(args.run)
     config = read_config(source)
     evaluation = json.loads(Path(args.eval).read_text()) if args.eval else None
-    MODELS_DIR.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{args.name}.", dir=MODELS_DIR))
-    for file in ("config.json", "model.safetensors"):
-        shutil.copy2(source / file, staging / file)
-    (staging / "MODEL_CARD.md").write_text(model_card(args.name, config, data_name=args.data_name,
-                                                      retrain=args.retrain, evaluation=evaluation, extra=args.note))
-    make_readable(staging)
     target = MODELS_DIR / args.name
-    old = None
-    if target.exists():
-        old = target.rename(MODELS_DIR / f".{args.name}.old")
-    staging.rename(target)
-    if old is not None:
-        shutil.rmtree(old)
+    with atomic_dir(target) as staging:
+        for file in ("config.json", "model.safetensors"):
+            shutil.copy2(source / file, staging / file)
+        (staging / "MODEL_CARD.md").write_text(model_card(args.name, config, data_name=args.data_name,
+                                                          retrain=args.retrain, evaluation=evaluation,
+                                                          extra=args.note))
     size = sum(f.stat().st_size for f in target.iterdir()) / 1e6
     print(f"{source} -> {target} ({size:.1f} MB)")
     return 0

@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from .._atomic import atomic_write_text, make_readable
+from .._atomic import atomic_dir, atomic_write_text
 from ..errors import ConfigError
 
 FORMAT = "audiovae-checkpoint"
@@ -56,9 +55,7 @@ def write_model_folder(folder: Path, model: torch.nn.Module, *, extra: dict | No
     An existing folder of the same name is replaced only after the new one is complete.
     """
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
-    try:
+    with atomic_dir(folder, fsync=True) as tmp:
         plain = unwrap(model)
         config = model_config(plain) | (extra or {})
         tensors = {k: v.detach().to("cpu").contiguous() for k, v in plain.state_dict().items()}
@@ -66,20 +63,6 @@ def write_model_folder(folder: Path, model: torch.nn.Module, *, extra: dict | No
         (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
         if train_state is not None:
             torch.save(train_state, tmp / "train_state.pt")
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        make_readable(tmp)
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            os.replace(folder, old)
-            os.replace(tmp, folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

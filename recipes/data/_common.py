@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import importlib
 import os
-import tempfile
+import sys
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from audiovae._atomic import atomic_file
 from audiovae.errors import AudioVAEError
 
 
@@ -45,29 +46,15 @@ def prepare_out_dir(out: str | os.PathLike, *, resume: bool) -> Path:
 
 
 def write_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp)`` on a hidden temporary file beside ``path``, then rename it onto ``path``.
+    """Call ``write(tmp)`` on a hidden temporary file beside ``path``, then rename it onto ``path``
+    (:func:`audiovae._atomic.atomic_file`: a leftover-free write, and the file gets the mode open() would give).
 
     A reader (or a resumed build) never sees a half-written file; the temporary name starts with a dot and ends in
     ``.tmp``, so folder scans that skip hidden files or look at extensions ignore a leftover one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    with atomic_file(path) as tmp:
+        write(str(tmp))
+    return Path(path)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
@@ -112,3 +99,14 @@ def short_error(exc: BaseException, limit: int = 160) -> str:
     """``"TypeName: message"`` on one line, cut to ``limit`` characters."""
     text = " ".join(f"{type(exc).__name__}: {exc}".split())
     return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def run_main(parse_args: Callable, run: Callable, argv: list[str] | None) -> int:
+    """A script's ``main``: parse ``argv``, run; the package's errors print as one line and exit with 1."""
+    args = parse_args(argv)
+    try:
+        run(args)
+    except AudioVAEError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -44,7 +44,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[2]))
 
-from _common import (SkipLog, prepare_out_dir, require_module, short_error,  # noqa: E402
+from _common import (SkipLog, prepare_out_dir, require_module, run_main, short_error,  # noqa: E402
                      write_bytes_atomic)
 from audiovae.errors import AudioVAEError  # noqa: E402
 
@@ -231,13 +231,7 @@ def run(args: argparse.Namespace) -> dict[str, GenreResult]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        run(args)
-    except AudioVAEError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_main(parse_args, run, argv)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[2]))
 
-from _common import write_atomic, write_bytes_atomic  # noqa: E402
+from _common import run_main, write_atomic, write_bytes_atomic  # noqa: E402
 from audiovae.errors import AudioVAEError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -200,13 +200,7 @@ def run(args: argparse.Namespace) -> list[tuple[Excerpt, Path]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        run(args)
-    except AudioVAEError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_main(parse_args, run, argv)
 
 
 if __name__ == "__main__":
