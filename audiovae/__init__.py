@@ -6,15 +6,17 @@ from .errors import AudioReadError, AudioVAEError, ConfigError, MidiReadError, P
 __version__ = "0.1.0"
 
 
-def load(path, *, device="cpu"):
-    """Load a trained model from a checkpoint folder or a run folder; returns it in eval mode.
+def load(path, *, device="cpu", modality=None):
+    """Load a trained model from a model folder, a run folder or a bundled name; returns it in eval mode.
+
+    modality: "audio" or "midi" to insist on that kind of model (a clear error otherwise).
 
     >>> model = audiovae.load("runs/mel")          # runs/mel/model, or the run's latest checkpoint
     >>> model = audiovae.load("default-midi")      # a model shipped with the package
     """
-    from .train.checkpoint import load_model
+    from .checkpoint import load as load_model
 
-    return load_model(path, device=device)
+    return load_model(path, device=device, modality=modality)
 
 
 __all__ = ["load", "AudioVAEError", "AudioReadError", "MidiReadError", "ConfigError", "ParameterError", "__version__"]

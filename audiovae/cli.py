@@ -5,19 +5,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import cli_args as shared
 from .errors import AudioVAEError
 
 EPILOG = "Docs and recipes: see README.md. Every verb takes --help."
-
-
-def _add_device(p):
-    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (GPU when present) [default: auto]")
-
-
-def _device(name: str) -> str:
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
 # --- preprocess ----------------------------------------------------------------------------------------------
@@ -45,6 +36,8 @@ def cmd_preprocess(args) -> int:
 
 # --- train ---------------------------------------------------------------------------------------------------
 def cmd_train(args) -> int:
+    import json
+
     from .train.config import apply_overrides, load_recipe, read_toml_tree, recipe_from_tree
     from .train.loop import train
 
@@ -52,7 +45,8 @@ def cmd_train(args) -> int:
     resolved = run_dir / "recipe.resolved.toml"
     overrides = list(args.set)
     if args.data:
-        overrides.append(f'data.path="{Path(args.data).resolve()}"')
+        folders = [str(Path(d).resolve()) for d in args.data]
+        overrides.append(f"data.path={json.dumps(folders[0] if len(folders) == 1 else folders)}")
     if args.resume and resolved.is_file():
         recipe = recipe_from_tree(apply_overrides(read_toml_tree(resolved), overrides))
     elif args.recipe:
@@ -66,25 +60,17 @@ def cmd_train(args) -> int:
 
 
 # --- mel inference verbs -------------------------------------------------------------------------------------
-def _load_mel_model(path, device):
-    from . import load
-
-    model = load(path, device=_device(device))
-    if not getattr(model, "frontend", None):
-        raise AudioVAEError(f"{path} is not an audio model (it has no mel front end); use the MIDI verbs")
-    return model
-
-
 def cmd_reconstruct(args) -> int:
     import torch
 
     from .audio.io import write_wav
-    from .inference import clip_to_mel, genre_condition, mel_to_waveform, model_mel_config
+    from .genres import genre_condition
+    from .inference import clip_to_mel, mel_to_waveform, model_mel_config
 
-    model = _load_mel_model(args.model, args.device)
+    model = shared.load_model_for(args, "audio")
     with torch.no_grad():
         mel = clip_to_mel(model, args.input).unsqueeze(0)
-        cond = genre_condition(model, args.genre, mel.device)
+        cond = genre_condition(model, args.genre)
         mel_hat = model.decode(model.encode(mel, cond).mode(), cond, frames=mel.shape[-1])[0]
         wav = mel_to_waveform(model, mel_hat, n_iter=args.n_iter)
     config = model_mel_config(model)
@@ -102,21 +88,24 @@ def cmd_sample(args) -> int:
 
     from .audio.io import write_wav
     from .audio.plots import save_mel_png
-    from .inference import genre_condition, mel_to_waveform, model_mel_config
+    from .genres import genre_condition
+    from .inference import mel_to_waveform, model_mel_config
+    from .latent import prior_samples
 
-    model = _load_mel_model(args.model, args.device)
+    if args.n < 1 or args.seconds <= 0 or args.temperature < 0:
+        raise AudioVAEError(f"need --n >= 1, --seconds > 0 and --temperature >= 0; got {args.n}, {args.seconds}, "
+                            f"{args.temperature}")
+    model = shared.load_model_for(args, "audio")
     config = model_mel_config(model)
-    device = next(model.parameters()).device
     frames = config.num_frames(int(args.seconds * config.sample_rate))
-    generator = torch.Generator(device="cpu").manual_seed(args.seed)
+    cond = genre_condition(model, args.genre)
     out = Path(args.out)
-    cond = genre_condition(model, args.genre, device)
+    z = prior_samples(model, args.n, temperature=args.temperature, seed=args.seed,
+                      frames=model.latent_frames(frames), cond=cond)
     with torch.no_grad():
         for i in range(args.n):
-            z = torch.randn(1, model.latent_channels, model.latent_frames(frames), generator=generator) * args.temperature
-            mel = model.decode(z.to(device), cond, frames=frames)[0]
-            wav = mel_to_waveform(model, mel, n_iter=args.n_iter)
-            write_wav(out / f"sample_{i:03d}.wav", wav, config.sample_rate)
+            mel = model.decode(z[i:i + 1], cond, frames=frames)[0]
+            write_wav(out / f"sample_{i:03d}.wav", mel_to_waveform(model, mel, n_iter=args.n_iter), config.sample_rate)
             save_mel_png(out / f"sample_{i:03d}.png", [mel], [f"sample {i}"], frames_per_second=config.frames_per_second)
     print(f"wrote {args.n} samples to {out}")
     return 0
@@ -126,16 +115,17 @@ def cmd_blend(args) -> int:
     import torch
 
     from .audio.io import write_wav
-    from .inference import clip_to_mel, genre_condition, mel_to_waveform, model_mel_config
+    from .genres import genre_condition
+    from .inference import clip_to_mel, mel_to_waveform, model_mel_config
     from .latent import interpolate
 
     if not 0.0 <= args.alpha <= 1.0:
         raise AudioVAEError(f"--alpha must be in [0, 1], got {args.alpha}")
-    model = _load_mel_model(args.model, args.device)
+    model = shared.load_model_for(args, "audio")
     with torch.no_grad():
         mel_a, mel_b = clip_to_mel(model, args.a), clip_to_mel(model, args.b)
         frames = min(mel_a.shape[-1], mel_b.shape[-1])
-        cond = genre_condition(model, args.genre, mel_a.device)
+        cond = genre_condition(model, args.genre)
         z_a = model.encode(mel_a[None, :, :frames], cond).mode()[0]
         z_b = model.encode(mel_b[None, :, :frames], cond).mode()[0]
         z = interpolate(z_a, z_b, args.alpha, method=args.method, dim=0)
@@ -149,10 +139,11 @@ def cmd_blend(args) -> int:
 def cmd_score(args) -> int:
     import json
 
-    from . import load
-    from .latent import score_files
+    from ._atomic import atomic_write_text
+    from .checkpoint import load
+    from .scoring import score_files
 
-    model = load(args.model, device=_device(args.device))
+    model = load(args.model, device=args.device)
     results = score_files(model, args.files)
     scored = sorted((r for r in results if r[1] is not None), key=lambda r: -r[1])
     failed = [r for r in results if r[1] is None]
@@ -167,9 +158,8 @@ def cmd_score(args) -> int:
     if args.json:
         rows = [{"rank": rank, "path": p, "score": s} for rank, (p, s, _) in enumerate(scored, 1)]
         rows += [{"rank": None, "path": p, "score": None, "error": e} for p, _, e in failed]
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"model": str(args.model), "unit": "nats per frame",
-                                               "files": rows}, indent=2))
+        atomic_write_text(args.json, json.dumps({"model": str(args.model), "unit": "nats per frame", "files": rows},
+                                                indent=2))
     if not scored:
         raise AudioVAEError(f"none of the {len(results)} files could be scored")
     return 0
@@ -218,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Train a recipe on a data folder into a run folder (checkpoints, metrics.jsonl, "
                          "sample PNG/WAV, final model in RUN/model). Runs under torchrun for several processes.")
     p.add_argument("recipe", nargs="?", help="TOML recipe, e.g. recipes/mel_vae.toml (optional with --resume)")
-    p.add_argument("--data", help="data folder (sets data.path)")
+    p.add_argument("--data", action="append", help="data folder (sets data.path); repeat it to train an audio "
+                   "model on several folders at once (genres pooled by subfolder name)")
     p.add_argument("--out", required=True, help="run folder to create (or to continue with --resume)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe value, e.g. --set train.max_steps=500 (repeatable)")
@@ -228,50 +219,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = verbs.add_parser("reconstruct", help="encode and decode an audio file",
                          description="Encode a clip to its latent (posterior mode), decode it and vocode it to WAV.")
-    p.add_argument("model", help="model folder or run folder")
+    shared.add_model(p, "audio")
     p.add_argument("input", help="audio file (wav, flac, ogg, mp3, aiff)")
     p.add_argument("output", help="WAV file to write")
-    p.add_argument("--genre", help="genre condition for conditional models [default: none]")
-    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations [default: 64]")
     p.add_argument("--png", help="also write input|reconstruction mel picture here")
-    _add_device(p)
+    shared.add_decoding(p)
     p.set_defaults(func=cmd_reconstruct)
 
     p = verbs.add_parser("sample", help="generate audio from the prior",
-                         description="Draw latents from N(0, temperature^2 I), decode and vocode them.")
-    p.add_argument("model", help="model folder or run folder")
+                         description="Draw prior noise N(0, temperature^2 I), map it through the model's prior "
+                         "(under --genre), decode and vocode it.")
+    shared.add_model(p, "audio")
     p.add_argument("--n", type=int, default=4, help="how many clips [default: 4]")
     p.add_argument("--seconds", type=float, default=4.0, help="length of each clip [default: 4]")
-    p.add_argument("--temperature", type=float, default=1.0, help="prior scale [default: 1.0]")
-    p.add_argument("--genre", help="genre condition for conditional models [default: none]")
-    p.add_argument("--seed", type=int, default=0, help="random seed [default: 0]")
-    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations [default: 64]")
+    shared.add_temperature(p, 1.0)
+    shared.add_seed(p)
     p.add_argument("--out", required=True, help="folder for sample_NNN.wav/.png")
-    _add_device(p)
+    shared.add_decoding(p)
     p.set_defaults(func=cmd_sample)
 
     p = verbs.add_parser("blend", help="blend two clips by latent interpolation",
                          description="Encode A and B (cropped to the shorter), interpolate their latents frame by "
                          "frame, decode and vocode.")
-    p.add_argument("model", help="model folder or run folder")
+    shared.add_model(p, "audio")
     p.add_argument("a", help="first audio file (alpha = 0)")
     p.add_argument("b", help="second audio file (alpha = 1)")
     p.add_argument("--alpha", type=float, default=0.5, help="0 = A, 1 = B [default: 0.5]")
     p.add_argument("--method", choices=("slerp", "lerp"), default="slerp", help="interpolation [default: slerp]")
-    p.add_argument("--genre", help="genre condition for conditional models [default: none]")
-    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations [default: 64]")
     p.add_argument("--out", required=True, help="WAV file to write")
-    _add_device(p)
+    shared.add_decoding(p)
     p.set_defaults(func=cmd_blend)
 
     p = verbs.add_parser("score", help="rank files by how anomalous the model finds them",
                          description="Anomaly scores: each file's negative ELBO per frame under the model (audio "
                          "files for mel models, MIDI files for MIDI models), most anomalous first. Files that "
                          "cannot be read are listed with the reason at the end.")
-    p.add_argument("model", help="model folder or run folder")
+    shared.add_model(p)
     p.add_argument("files", nargs="+", help="audio files (mel models) or MIDI files (MIDI models)")
     p.add_argument("--json", help="also write the ranking as JSON here")
-    _add_device(p)
+    shared.add_device(p)
     p.set_defaults(func=cmd_score)
 
     p = verbs.add_parser("demo", help="open the Gradio demo in a browser",
@@ -284,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="port [default: 7860]")
     p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
     p.add_argument("--max-seconds", type=float, default=30.0, help="longest clip accepted, seconds [default: 30]")
-    _add_device(p)
+    shared.add_device(p)
     p.set_defaults(func=cmd_demo)
 
     from .midi.cli import register_midi_verbs  # the MIDI verbs live beside their model family

@@ -32,7 +32,8 @@ from audiovae.audio.classify import held_out_accuracy, predict_proba, train_audi
 from audiovae.data.audio_folder import AudioFolder  # noqa: E402
 from audiovae.errors import AudioVAEError  # noqa: E402
 from audiovae.latent import blend_genres, centroids_from_folder, genre_centroids, interpolate_temporal  # noqa: E402
-from audiovae.train.checkpoint import load_model, read_config, write_model_folder  # noqa: E402
+from audiovae.checkpoint import load as load_model  # noqa: E402
+from audiovae.checkpoint import read_config, write_model_folder  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -77,7 +77,7 @@ def compare_row(name: str, wav: np.ndarray, seconds: float, n_iter: int, cfg: Me
 
 
 def vocoder_row(name: str, wav: np.ndarray, seconds: float, n_iter: int, cfg: MelConfig, repeats: int) -> list[str]:
-    frontend = MelFrontend(**cfg.to_dict())
+    frontend = MelFrontend(cfg)
     log_mel = frontend(torch.from_numpy(wav))
     vocoder = GriffinLim(cfg, n_iter=n_iter)
     out, t = best_of(repeats, lambda: vocoder(log_mel))

@@ -13,7 +13,7 @@ import torch
 from audiovae.models import MelVAE
 from audiovae.models.posterior import kl_with_free_bits
 from audiovae.train.config import load_recipe
-from audiovae.train.mel_task import mel_spectral_convergence
+from audiovae.audio.reconstruction import mel_spectral_convergence
 
 
 def time_steps(model, batch: torch.Tensor, genres: torch.Tensor, steps: int, spectral_weight: float) -> float:
@@ -45,7 +45,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     recipe = load_recipe(args.recipe)
     genres = ["g0", "g1", "g2", "g3", "g4", "g5"]
-    model = MelVAE(n_mels=recipe.mel_config.n_mels, genres=genres, **recipe.model).to(args.device).train()
+    model = MelVAE(frontend=recipe.mel_config, genres=genres, **recipe.model).to(args.device).train()
     b, t = recipe.train.batch_size, recipe.data.crop_frames
     batch = torch.randn(b, recipe.mel_config.n_mels, t, device=args.device) - 5
     ids = torch.randint(len(genres), (b,), device=args.device)

@@ -5,7 +5,7 @@
 
 RUN is a run folder (its model/ is used) or a checkpoint folder. The model lands in
 audiovae/assets/models/NAME/ (config.json, model.safetensors, MODEL_CARD.md), replacing what was there in one
-rename. --eval adds the JSON report of `audiovae evaluate-midi ... --json` to the card.
+rename; its config.json is written in the current format. --eval adds the JSON report of `audiovae evaluate-midi ... --json` to the card.
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ sys.path.insert(0, str(REPO))
 
 from audiovae._atomic import atomic_dir  # noqa: E402
 from audiovae.pretrained import BUNDLED_MODELS, MODELS_DIR  # noqa: E402
-from audiovae.train.checkpoint import read_config, resolve_checkpoint  # noqa: E402
+from audiovae.checkpoint import read_config  # noqa: E402
+from audiovae.checkpoint import resolve as resolve_checkpoint  # noqa: E402
 
 
 def _metrics_lines(config: dict, evaluation: dict | None) -> list[str]:
@@ -45,7 +46,7 @@ def model_card(name: str, config: dict, *, data_name: str, retrain: str, evaluat
     recipe = config.get("recipe", {})
     args = config.get("model_args", {})
     lines = [f"# {name}", "", BUNDLED_MODELS.get(name, ""), "",
-             f"- class: `{config['model_class']}`; genres: {', '.join(config.get('conditions', [])) or 'none'}",
+             f"- class: `{config['model_class']}`; genres: {', '.join(args.get('genres', [])) or 'none'}",
              f"- data: `{data_name}` (see the README's data section), split by file/piece with "
              f"`data.val_fraction = {recipe.get('data', {}).get('val_fraction')}`",
              f"- training: {training.get('steps')} steps, {training.get('train_seconds', 0) / 60:.1f} min on "
@@ -74,8 +75,9 @@ def main() -> int:
     evaluation = json.loads(Path(args.eval).read_text()) if args.eval else None
     target = MODELS_DIR / args.name
     with atomic_dir(target) as staging:
-        for file in ("config.json", "model.safetensors"):
-            shutil.copy2(source / file, staging / file)
+        shutil.copy2(source / "model.safetensors", staging / "model.safetensors")
+        # the current config format (read_config migrates older folders), each fact stated once
+        (staging / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
         (staging / "MODEL_CARD.md").write_text(model_card(args.name, config, data_name=args.data_name,
                                                           retrain=args.retrain, evaluation=evaluation,
                                                           extra=args.note))

@@ -12,7 +12,7 @@ import torch
 
 from audiovae.midi import RollConfig
 from audiovae.models import MelVAE, PianoRollCVAE
-from audiovae.train.checkpoint import write_model_folder
+from audiovae.checkpoint import write_model_folder
 
 GENRES = ["folk", "jazz"]
 FRONTEND = {"sample_rate": 8000, "n_fft": 256, "hop_length": 64, "n_mels": 16, "f_min": 0.0, "f_max": 4000.0,
@@ -24,7 +24,7 @@ MAX_SECONDS = 5.0
 def make_mel_model(folder: Path) -> Path:
     """A random tiny conditional MelVAE with stored latent statistics (genre centroids), saved to ``folder``."""
     torch.manual_seed(0)
-    model = MelVAE(n_mels=16, hidden=16, latent_channels=4, downsample_stages=2, blocks_per_stage=1, cond_dim=4,
+    model = MelVAE(hidden=16, latent_channels=4, downsample_stages=2, blocks_per_stage=1, cond_dim=4,
                    genres=GENRES, frontend=FRONTEND).eval()
     with torch.no_grad():  # FiLM starts at zero; give the genres something to change
         for p in model.parameters():

@@ -11,8 +11,7 @@ from audiovae.audio.classify import (AudioGenreClassifier, held_out_accuracy, pr
 from audiovae.audio.features import MelConfig, MelFrontend
 from audiovae.audio.io import read_audio
 from audiovae.errors import AudioVAEError, ParameterError
-from audiovae.models import MODEL_CLASSES
-from audiovae.train.checkpoint import write_model_folder
+from audiovae.checkpoint import model_class, write_model_folder
 
 CONFIG = MelConfig(n_fft=512, hop_length=256, n_mels=24)
 
@@ -28,7 +27,7 @@ def _tone_seeds(low: bool, count: int) -> list[int]:
 @pytest.fixture
 def tone_items(tmp_path):
     """(log-mel Tensor[24, frames], "low" | "high") for 8 low and 8 high sine clips of 0.6-1.2 s."""
-    frontend = MelFrontend(**CONFIG.to_dict())
+    frontend = MelFrontend(CONFIG)
     items = []
     for genre in ("low", "high"):
         for i, seed in enumerate(_tone_seeds(genre == "low", 8)):
@@ -39,7 +38,7 @@ def tone_items(tmp_path):
 
 
 def _train(items):
-    return train_audio_classifier(items, ["low", "high"], frontend=CONFIG.to_dict(), steps=60, batch_size=16,
+    return train_audio_classifier(items, ["low", "high"], frontend=CONFIG, steps=60, batch_size=16,
                                   crop_frames=24, channels=(16, 16), log=None)
 
 
@@ -54,10 +53,10 @@ def test_classifier_learns_low_and_high_tones_and_survives_save_load(tone_items,
     assert probs.shape == (4, 2) and torch.allclose(probs.sum(1), torch.ones(4))
     assert probs.argmax(1).tolist() == [0, 0, 1, 1]  # low first, as in ["low", "high"]
 
-    assert MODEL_CLASSES["AudioGenreClassifier"] is AudioGenreClassifier
+    assert model_class("AudioGenreClassifier") is AudioGenreClassifier
     loaded = audiovae.load(write_model_folder(tmp_path / "clf", classifier))
     assert isinstance(loaded, AudioGenreClassifier) and loaded.genres == ["low", "high"]
-    assert loaded.frontend == CONFIG.to_dict()
+    assert loaded.frontend == CONFIG
     assert torch.equal(loaded.band_mean, classifier.band_mean)
     assert torch.allclose(predict_proba(loaded, batch), probs)
 

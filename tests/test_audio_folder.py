@@ -11,10 +11,10 @@ from conftest import SAMPLE_RATE, write_clip
 
 from audiovae.audio.features import MelConfig, MelFrontend
 from audiovae.audio.io import normalize, read_audio
-from audiovae.data import AudioFolder, cache_location, preprocess_audio_folder, split_by_file
+from audiovae.data import AudioFolder, cache_location, preprocess_audio_folder, split_by_file, split_by_group
 from audiovae.data import audio_folder as audio_folder_module
 from audiovae.data import mel_cache
-from audiovae.errors import AudioVAEError, ConfigError
+from audiovae.errors import AudioVAEError, ConfigError, ParameterError
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, int]]:
@@ -262,3 +262,64 @@ def test_user_folder_is_never_written(bad_folder, tmp_path):
     AudioFolder(bad_folder, cache_dir=cache, mel_config=MelConfig(n_mels=32), workers=0, progress=False)
     assert snapshot(bad_folder) == before
     assert not any(p.suffix in (".npy", ".jsonl", ".json", ".tmp") for p in bad_folder.rglob("*"))
+
+
+def test_split_by_recording_keeps_each_recording_on_one_side(tmp_path):
+    root = tmp_path / "music"
+    for genre in ("rock", "ambient"):
+        for song in range(6):
+            for part in range(3):  # three clips cut from one recording
+                write_clip(root / genre / f"song{song}" / f"song{song}_part{part}.wav", seconds=0.6, seed=song)
+    cache = tmp_path / "cache"
+    for group, key in [("parent", lambda rel: rel.rsplit("/", 1)[0]),
+                       ("regex:(song\\d+)_part", lambda rel: rel.split("/")[0] + rel.rsplit("/", 1)[1][:5])]:
+        train, val = AudioFolder.splits(root, cache_dir=cache, val_fraction=0.3, split_group=group, workers=0,
+                                        progress=False)
+        train_keys, val_keys = {key(c.rel) for c in train.clips}, {key(c.rel) for c in val.clips}
+        assert val_keys and not train_keys & val_keys, group
+        assert {c.genre for c in val.clips} == {"rock", "ambient"}
+    by_file = split_by_group(train.clips + val.clips, val_fraction=0.3, group="file")[1]
+    assert len({c.rel.rsplit("/", 1)[0] for c in by_file}) > 1
+    with pytest.raises(ParameterError, match="data.split_group must be one of file, parent"):
+        split_by_group(train.clips, val_fraction=0.3, group="track")
+    with pytest.raises(ParameterError, match="not a valid regular expression"):
+        split_by_group(train.clips, val_fraction=0.3, group="regex:(")
+
+
+def test_several_folders_pool_their_clips_and_genres(make_audio_folder, tmp_path):
+    first = make_audio_folder({"jazz": 2, "rock": 2}, name="first")
+    second = make_audio_folder({"rock": 2, "folk": 2}, name="second")
+    pooled = AudioFolder([first, second], cache_dir=tmp_path / "cache", split="all", workers=0, progress=False)
+    assert pooled.genres == ["folk", "jazz", "rock"] and len(pooled) == 8
+    for i, clip in enumerate(pooled.clips):
+        assert pooled.genres[int(pooled[i][1])] == clip.genre == clip.rel.split("/")[0]
+    assert "first" in pooled.report.summary() and "second" in pooled.report.summary()
+
+
+def test_length_weighting_draws_long_recordings_more_often(tmp_path):
+    root = tmp_path / "music"
+    write_clip(root / "a" / "long.wav", seconds=8.0, seed=1)
+    write_clip(root / "a" / "short.wav", seconds=1.0, seed=2)
+    plain = AudioFolder(root, cache_dir=tmp_path / "cache", split="all", crop_frames=32, workers=0, progress=False)
+    weighted = AudioFolder(root, cache_dir=tmp_path / "cache", split="all", crop_frames=32, length_weighted=True,
+                           workers=0, progress=False)
+    assert len(plain) == 2
+    frames = {c.rel: c.frames for c in weighted.clips}
+    assert len(weighted) == frames["a/long.wav"] // 32 + frames["a/short.wav"] // 32
+    long_items = sum(weighted.clips[int(weighted._item_clip[i])].rel == "a/long.wav" for i in range(len(weighted)))
+    assert long_items == frames["a/long.wav"] // 32
+
+
+def test_training_crops_avoid_silence_when_they_can(tmp_path):
+    root = tmp_path / "music"
+    path = root / "a" / "gap.wav"
+    path.parent.mkdir(parents=True)
+    t = np.arange(4 * SAMPLE_RATE) / SAMPLE_RATE
+    wav = np.where(t < 3.0, 0.0, 0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)  # 3 s silence, then a tone
+    import soundfile as sf
+    sf.write(str(path), wav, SAMPLE_RATE)
+    dataset = AudioFolder(root, cache_dir=tmp_path / "cache", split="all", crop_frames=16, workers=0, progress=False)
+    torch.manual_seed(0)
+    loud = sum(float(dataset[0][0].max()) > MelConfig().log_silence + 3 for _ in range(200))
+    # a uniform crop is loud about 3 times in 10; four tries make that about 3 in 4
+    assert loud > 120

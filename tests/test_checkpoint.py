@@ -9,7 +9,7 @@ from audiovae.models import MelVAE
 from audiovae.train.checkpoint import (load_train_state, resolve_checkpoint, save_run_checkpoint,
                                        write_model_folder)
 
-TINY = dict(n_mels=8, hidden=8, latent_channels=2, blocks_per_stage=1)
+TINY = dict(frontend={"n_mels": 8}, hidden=8, latent_channels=2, blocks_per_stage=1)
 
 
 def test_run_checkpoints_keep_the_newest_and_resolve_latest(tmp_path):
@@ -36,10 +36,10 @@ def test_rewrite_replaces_a_folder_whole(tmp_path):
 
 
 def test_not_a_checkpoint_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match="not a checkpoint"):
+    with pytest.raises(ConfigError, match="is not a model"):
         audiovae.load(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"format": "something-else"}))
-    with pytest.raises(ConfigError, match="not an audiovae checkpoint"):
+    with pytest.raises(ConfigError, match="not an audiovae model"):
         audiovae.load(tmp_path)
 
 

@@ -44,3 +44,71 @@ def test_shipped_recipes_parse():
     for path in sorted((Path(__file__).parent.parent / "recipes").glob("*.toml")):
         recipe = load_recipe(path)
         assert recipe.train.max_steps > 0, path
+
+
+@pytest.mark.parametrize("override, fragments", [
+    ("train.lr=abc", ["train.lr", "float", "'abc'"]),
+    ("train.max_steps=1.5", ["train.max_steps", "int", "1.5"]),
+    ("data.labels=3", ["data.labels", "bool", "3"]),
+    ("train.lr=true", ["train.lr", "float", "True"]),
+    ("train.schedule=fast", ["train.schedule", "'steps', 'time'", "'fast'"]),
+    ("train.precision=fp16", ["train.precision", "'auto', 'bf16', 'fp32'", "'fp16'"]),
+    ("data.normalization=rms", ["data.normalization", "'peak', 'loudness', 'none'", "'rms'"]),
+    ("loss.beta=[1, 2]", ["loss.beta", "float", "[1, 2]"]),
+    ("data.cache_dir=7", ["data.cache_dir", "str", "7"]),
+])
+def test_values_are_checked_against_the_field_types(override, fragments):
+    with pytest.raises(ConfigError) as caught:
+        recipe_from_tree(apply_overrides({"task": "mel_vae"}, [override]))
+    for fragment in fragments:
+        assert fragment in str(caught.value), (fragment, str(caught.value))
+
+
+def test_numbers_are_converted_where_that_loses_nothing():
+    recipe = recipe_from_tree(apply_overrides({}, ["train.lr=1", "train.max_steps=1e4", "data.cache_dir=x"]))
+    assert recipe.train.lr == 1.0 and isinstance(recipe.train.lr, float)
+    assert recipe.train.max_steps == 10000 and isinstance(recipe.train.max_steps, int)
+    assert recipe.data.cache_dir == "x"
+
+
+def test_time_schedule_needs_a_time_limit():
+    with pytest.raises(ConfigError) as caught:
+        recipe_from_tree({"train": {"schedule": "time"}})
+    assert "train.schedule" in str(caught.value) and "train.time_limit_minutes" in str(caught.value)
+    recipe = recipe_from_tree({"train": {"schedule": "time", "time_limit_minutes": 5}})
+    assert recipe.train.time_limit_minutes == 5.0
+
+
+def test_full_recipes_follow_the_clock_and_tiny_presets_the_steps():
+    from pathlib import Path
+
+    recipes = Path(__file__).parent.parent / "recipes"
+    for name, minutes in [("mel_vae", 30.0), ("midi_cvae", 28.0)]:
+        train = load_recipe(recipes / f"{name}.toml").train
+        assert (train.schedule, train.time_limit_minutes) == ("time", minutes)
+        tiny = load_recipe(recipes / f"{name}_tiny.toml").train
+        assert (tiny.schedule, tiny.time_limit_minutes, tiny.max_steps) == ("steps", 0.0, 12)
+
+
+def test_check_fields_works_for_any_dataclass():
+    from dataclasses import dataclass
+    from typing import Literal
+
+    from audiovae.train.config import check_fields
+
+    @dataclass
+    class Window:
+        size: int = 1024
+        kind: Literal["hann", "hamming"] = "hann"
+        f_max: float | None = None
+        bands: list[int] | None = None
+
+    assert check_fields("stft", Window, {"size": 512.0, "f_max": 8000, "bands": [1, 2]}) == {
+        "size": 512, "f_max": 8000.0, "bands": [1, 2]}
+    assert check_fields("stft", Window, {"f_max": None}) == {"f_max": None}
+    with pytest.raises(ConfigError, match=r"stft\.kind expects one of 'hann', 'hamming', got 'box'"):
+        check_fields("stft", Window, {"kind": "box"})
+    with pytest.raises(ConfigError, match=r"stft\.bands expects list\[int\] or nothing .* got \[1, 'x'\]"):
+        check_fields("stft", Window, {"bands": [1, "x"]})
+    with pytest.raises(ConfigError, match=r"\[stft\] has unknown key\(s\) \['sise'\]; known: bands, f_max, kind, size"):
+        check_fields("stft", Window, {"sise": 3})

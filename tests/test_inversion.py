@@ -181,7 +181,7 @@ def test_bad_inputs_raise_parameter_error(signal):
         vocoder(torch.zeros(64, 50))
     with pytest.raises(ParameterError, match="n_mels, frames"):
         vocoder(torch.zeros(1, 1, 80, 50))
-    with pytest.raises(ParameterError, match="unknown fields"):
+    with pytest.raises(ParameterError, match="unknown mel setting"):
         GriffinLim({"n_mel": 80})
     with pytest.raises(ParameterError, match="momentum"):
         GriffinLim(MelConfig(), momentum=2.0)

@@ -13,13 +13,14 @@ from audiovae.cli import main
 from audiovae.errors import ConfigError, ParameterError
 from audiovae.latent import (align_latents, anomaly_scores, attribute_vector, blend_genres, centroids_from_folder,
                              condition_weights, genre_centroids, interpolate_temporal, lerp, prior_samples,
-                             score_files, shift_latent, slerp)
+                             shift_latent, slerp)
 from audiovae.midi import RollConfig
 from audiovae.midi.generate import read_roll, roll_to_segments
 from audiovae.models import MelVAE, PianoRollCVAE
-from audiovae.train.checkpoint import write_model_folder
+from audiovae.checkpoint import write_model_folder
+from audiovae.scoring import score_files
 
-TINY_MEL = dict(n_mels=16, hidden=16, latent_channels=4, downsample_stages=2, blocks_per_stage=1, cond_dim=4)
+TINY_MEL = dict(hidden=16, latent_channels=4, downsample_stages=2, blocks_per_stage=1, cond_dim=4)
 FRONTEND = {"sample_rate": 22050, "n_fft": 512, "hop_length": 256, "n_mels": 16, "f_max": 8000.0}
 ROLL = RollConfig(segment_bars=2, pitch_low=48, pitch_high=71)  # segments [2, 32, 24]
 CENTROIDS = {"a": [1.0, 0.0, 0.0, 0.0], "b": [0.0, 2.0, 0.0, 0.0], "c": [0.0, 0.0, 0.0, -1.0]}

@@ -3,9 +3,9 @@ import torch
 
 import audiovae
 from audiovae.models import MelVAE
-from audiovae.train.checkpoint import write_model_folder
+from audiovae.checkpoint import write_model_folder
 
-TINY = dict(n_mels=16, hidden=16, latent_channels=4, downsample_stages=2, blocks_per_stage=1, cond_dim=4)
+TINY = dict(frontend={"n_mels": 16}, hidden=16, latent_channels=4, downsample_stages=2, blocks_per_stage=1, cond_dim=4)
 
 
 @pytest.mark.parametrize("frames", [1, 7, 32, 61])
@@ -43,14 +43,14 @@ def test_wrong_mel_count_is_a_clear_error():
 
 def test_save_load_gives_the_same_output(tmp_path):
     torch.manual_seed(0)
-    model = MelVAE(genres=["a", "b"], frontend={"sample_rate": 16000, "n_mels": 16}, **TINY).eval()
+    model = MelVAE(genres=["a", "b"], **(TINY | {"frontend": {"sample_rate": 16000, "n_mels": 16}})).eval()
     model.latent_stats = {"mean": [0.0] * 4, "std": [1.0] * 4, "centroids": {"a": [0.1] * 4}}
     write_model_folder(tmp_path / "ckpt", model)
     loaded = audiovae.load(tmp_path / "ckpt")
     x = torch.randn(1, 16, 20) - 5
     cond = torch.tensor([1])
     assert torch.equal(model(x, cond)[0], loaded(x, cond)[0])
-    assert loaded.conditions == ["a", "b"] and loaded.frontend["sample_rate"] == 16000
+    assert loaded.conditions == ["a", "b"] and loaded.frontend.sample_rate == 16000
     assert loaded.latent_stats["centroids"]["a"] == [0.1] * 4
     assert not loaded.training
 

@@ -8,11 +8,13 @@ from torch.nn import functional as F
 from audiovae.errors import AudioVAEError
 from audiovae.midi import RollConfig
 from audiovae.midi.classify import classify, max_overlap, train_classifier
-from audiovae.midi.generate import (UnknownGenreError, decode_rolls, generate_pieces, guided_probabilities, latent_path,
+from audiovae.genres import UnknownGenreError
+from audiovae.midi.generate import (decode_rolls, generate_pieces, guided_probabilities, latent_path,
                                     parse_genre, retarget_latent, roll_to_segments, transfer_roll)
-from audiovae.models import MODEL_CLASSES
-from audiovae.models.pianoroll_cvae import GenreClassifier, PianoRollCVAE, roll_to_rows, rows_to_roll
-from audiovae.train.checkpoint import load_model, write_model_folder
+from audiovae.checkpoint import load as load_model
+from audiovae.checkpoint import model_class, write_model_folder
+from audiovae.models.judges import GenreClassifier
+from audiovae.models.pianoroll_cvae import PianoRollCVAE, roll_to_rows, rows_to_roll
 
 ROLL = RollConfig(segment_bars=2, pitch_low=48, pitch_high=71)  # [2, 32, 24] segments
 GENRES = ["folk", "jazz", "rock"]
@@ -228,7 +230,7 @@ def test_transfer_keeps_length_and_silence():
 
 
 def test_classifier_learns_register_and_is_registered(tmp_path):
-    assert MODEL_CLASSES["GenreClassifier"] is GenreClassifier and MODEL_CLASSES["PianoRollCVAE"] is PianoRollCVAE
+    assert model_class("GenreClassifier") is GenreClassifier and model_class("PianoRollCVAE") is PianoRollCVAE
     rng = np.random.default_rng(0)
     segments = np.zeros((60, 2, 32, 24), dtype=bool)
     genre_ids = np.repeat([0, 1], 30)

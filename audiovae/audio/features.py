@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from .._torch import torch, torchaudio
 from ..errors import ParameterError
@@ -38,7 +38,23 @@ class MelConfig:
         if self.log_floor <= 0:
             raise ParameterError(f"log_floor must be positive, got {self.log_floor}")
 
+    @classmethod
+    def from_any(cls, value: "MelConfig | dict | None") -> "MelConfig":
+        """A MelConfig from a MelConfig, a dict of its fields (as stored in JSON), or None (the defaults)."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            unknown = set(value) - {f.name for f in fields(cls)}
+            if unknown:
+                raise ParameterError(f"unknown mel setting(s) {sorted(unknown)}; known: "
+                                     f"{', '.join(f.name for f in fields(cls))}")
+            return cls(**value)
+        raise ParameterError(f"a mel front end is a MelConfig or a dict of its fields, got {type(value).__name__}")
+
     def to_dict(self) -> dict:
+        """The fields as a dict: only for writing JSON or TOML."""
         return asdict(self)
 
     @property
@@ -58,14 +74,18 @@ class MelConfig:
 class MelFrontend(torch.nn.Module):
     """Waveform -> natural-log mel spectrogram.
 
+    MelFrontend(config: MelConfig | dict | None = None, **settings): a config, or its fields as keywords
+    (``MelFrontend(power=2.0)``), or neither for the defaults.
     forward(waveform: Tensor[..., samples] in [-1, 1]) -> Tensor[..., n_mels, frames],
     ``log(clamp(mel, min=log_floor))`` with frames = samples // hop_length + 1 (centred, reflect-padded STFT,
     Hann window, Slaney mel scale and area normalisation as in librosa).
     """
 
-    def __init__(self, **settings):
+    def __init__(self, config: MelConfig | dict | None = None, **settings):
         super().__init__()
-        self.config = MelConfig(**settings)
+        if config is not None and settings:
+            raise ParameterError("give MelFrontend a config or keyword settings, not both")
+        self.config = MelConfig.from_any(config if config is not None else settings)
         c = self.config
         self.mel = torchaudio.transforms.MelSpectrogram(
             sample_rate=c.sample_rate, n_fft=c.n_fft, win_length=c.n_fft, hop_length=c.hop_length,

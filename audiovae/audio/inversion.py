@@ -57,7 +57,7 @@ def mel_to_linear(log_mel: torch.Tensor, *, mel_config: MelConfig, mel_filters: 
     if n_bins != mel_config.n_fft // 2 + 1 or n_mels != mel_config.n_mels:
         raise ParameterError(
             f"mel_filters shape {tuple(mel_filters.shape)} does not match the mel config "
-            f"(n_fft={mel_config.n_fft}, n_mels={mel_config.n_mels}); pass MelFrontend(**config).mel_filters")
+            f"(n_fft={mel_config.n_fft}, n_mels={mel_config.n_mels}); pass MelFrontend(config).mel_filters")
     if n_iter < 0:
         raise ParameterError(f"n_iter must be >= 0, got {n_iter}")
     filters = mel_filters.to(device=log_mel.device, dtype=torch.float32)
@@ -338,14 +338,7 @@ class GriffinLim(torch.nn.Module):
 
     def __init__(self, mel_config: MelConfig | dict, *, n_iter: int = 32, momentum: float = 0.99):
         super().__init__()
-        if isinstance(mel_config, MelConfig):
-            mel_config = mel_config.to_dict()
-        if not isinstance(mel_config, dict):
-            raise ParameterError(f"mel_config must be a MelConfig or a dict of its fields, got {type(mel_config)}")
-        try:
-            frontend = MelFrontend(**mel_config)
-        except TypeError as exc:
-            raise ParameterError(f"mel_config has unknown fields: {exc}") from exc
+        frontend = MelFrontend(MelConfig.from_any(mel_config))
         if n_iter < 0 or not 0 <= momentum < 1.5:
             raise ParameterError(f"need n_iter >= 0 and 0 <= momentum < 1.5, got n_iter={n_iter}, momentum={momentum}")
         self.mel_config = frontend.config

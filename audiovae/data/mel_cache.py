@@ -47,7 +47,7 @@ from ..audio.features import MelConfig, MelFrontend
 from ..audio.io import AUDIO_EXTENSIONS, is_audio_path, normalize, read_audio
 from .._atomic import atomic_file
 from .guards import ensure_cache_outside
-from ..errors import AudioReadError, AudioVAEError, ConfigError, ParameterError
+from ..errors import AudioReadError, AudioVAEError, ParameterError
 
 CACHE_FORMAT = 1
 SILENCE_PEAK = 1e-4  # a file whose largest absolute sample (before normalisation) is below this is "silent"
@@ -107,18 +107,6 @@ class ScanReport:
         return "\n".join(lines)
 
 
-def as_mel_config(mel_config: MelConfig | dict | None) -> MelConfig:
-    """A MelConfig from a MelConfig, a dict of its fields, or None (the defaults)."""
-    if mel_config is None:
-        return MelConfig()
-    if isinstance(mel_config, MelConfig):
-        return mel_config
-    try:
-        return MelConfig(**mel_config)
-    except TypeError as exc:
-        raise ConfigError(f"bad mel settings {mel_config!r}: {exc}") from exc
-
-
 def cache_key(mel_config: MelConfig, normalization: str) -> str:
     """16 hex digits naming everything that shapes a cached array: front end, normalisation, dtype, format."""
     defaults = MelConfig().to_dict()
@@ -158,8 +146,8 @@ def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
 class _Converter:
     """Source file -> cached float16 log-mel; returns the verdict as a dict for the index."""
 
-    def __init__(self, mel_settings: dict, normalization: str):
-        self.frontend = MelFrontend(**mel_settings)
+    def __init__(self, config: MelConfig, normalization: str):
+        self.frontend = MelFrontend(config)
         self.config = self.frontend.config
         self.normalization = normalization
 
@@ -194,13 +182,13 @@ def _convert_safely(converter: _Converter, source: str, target: str) -> dict:
 _WORKER_CONVERTER: _Converter | None = None
 
 
-def _init_worker(mel_settings: dict, normalization: str, parent: int) -> None:
+def _init_worker(config: MelConfig, normalization: str, parent: int) -> None:
     global _WORKER_CONVERTER
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the parent, which cancels the queue
     # a pool worker outlives a killed parent (it waits on a queue nobody closes): leave when the parent is gone
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
     torch.set_num_threads(1)  # parallelism comes from the processes
-    _WORKER_CONVERTER = _Converter(mel_settings, normalization)
+    _WORKER_CONVERTER = _Converter(config, normalization)
 
 
 def _exit_when_orphaned(parent: int) -> None:
@@ -281,7 +269,7 @@ def _convert_all(tasks: list[dict], root: Path, location: Path, config: MelConfi
     with index.open_for_append() as index_file:
         try:
             if workers == 0 or len(jobs) == 1:
-                converter = _Converter(config.to_dict(), normalization)
+                converter = _Converter(config, normalization)
                 for task, source, target in jobs:
                     commit(task, _convert_safely(converter, source, target))
             else:
@@ -296,7 +284,7 @@ def _convert_in_pool(jobs, commit, config: MelConfig, normalization: str, worker
     # as DataLoader workers do. spawn elsewhere (macOS and Windows cannot fork safely).
     context = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
     pool = ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
-                               initializer=_init_worker, initargs=(config.to_dict(), normalization, os.getpid()))
+                               initializer=_init_worker, initargs=(config, normalization, os.getpid()))
     finished = False
     try:
         futures = {pool.submit(_convert_in_worker, source, target): task for task, source, target in jobs}
@@ -340,7 +328,7 @@ def preprocess_audio_folder(
     root = Path(root).resolve()
     cache_dir = Path(cache_dir).expanduser()
     _check_folders(root, cache_dir)
-    config = as_mel_config(mel_config)
+    config = MelConfig.from_any(mel_config)
     normalize(np.zeros(1, dtype=np.float32), mode=normalization)  # rejects an unknown mode before any work
     if workers < 0 or min_seconds < 0:
         raise ParameterError(f"workers and min_seconds must be >= 0, got {workers} and {min_seconds}")

@@ -19,7 +19,8 @@ import gradio as gr  # noqa: E402
 from ..errors import AudioVAEError  # noqa: E402
 from ..examples import example_clips  # noqa: E402
 from . import handlers  # noqa: E402
-from .models import LoadedModel, device_label, load_demo_model, resolve_device  # noqa: E402
+from ..device import resolve_device  # noqa: E402
+from .models import LoadedModel, device_label, load_demo_model  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,12 @@ def _call(fn, *args, **kwargs):
 
 def _genre_choices(conditions: Sequence[str], none_label: str) -> list[tuple[str, str]]:
     return [(none_label, NO_GENRE)] + [(g, g) for g in conditions]
+
+
+def _genre_dropdown(genres: Sequence[str], elem_id: str) -> gr.Dropdown:
+    """The genre picker of a generating tab: the model's first genre preselected, hidden for unconditional models."""
+    return gr.Dropdown(_genre_choices(genres, "(no genre)"), value=genres[0] if genres else NO_GENRE, label="genre",
+                       visible=bool(genres), elem_id=elem_id)
 
 
 def _example_pairs(examples) -> list[list[str]]:
@@ -99,8 +106,7 @@ def _midi_tab(midi: LoadedModel, *, out_dir: str) -> None:
     genres = list(model.conditions)
     gr.Markdown("Sample a piece from the piano-roll CVAE under a genre, or a mix of two.")
     with gr.Row():
-        genre = gr.Dropdown(_genre_choices(genres, "(no genre)"), value=genres[0] if genres else NO_GENRE,
-                            label="genre", visible=bool(genres), elem_id="midi-genre")
+        genre = _genre_dropdown(genres, "midi-genre")
         second = gr.Dropdown(_genre_choices(genres, "(none)"), value=NO_GENRE, label="mix in a second genre",
                              visible=bool(genres), elem_id="midi-second")
         mix = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="weight of the second genre", visible=bool(genres))
@@ -129,8 +135,7 @@ def _explore_tab(mel: LoadedModel, *, max_seconds: float, out_dir: str) -> None:
     genres = list(model.conditions)
     gr.Markdown("### Prior samples\nDecode a random latent z ~ N(0, T²I) under a genre.")
     with gr.Row():
-        genre = gr.Dropdown(_genre_choices(genres, "(no genre)"), value=genres[0] if genres else NO_GENRE,
-                            label="genre", visible=bool(genres), elem_id="sample-genre")
+        genre = _genre_dropdown(genres, "sample-genre")
         seconds = gr.Slider(1.0, min(15.0, handlers.MAX_SAMPLE_SECONDS), value=4.0, step=0.5, label="seconds")
         temperature = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="temperature T")
         seed = gr.Number(value=0, precision=0, label="seed")

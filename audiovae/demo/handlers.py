@@ -25,6 +25,7 @@ import torch
 
 from ..audio.io import write_wav
 from ..errors import AudioReadError, AudioVAEError, ConfigError
+from ..genres import check_genre
 from ..inference import clip_to_mel, mel_to_waveform, model_mel_config
 from ..latent import blend_genres, condition_weights, interpolate_temporal, prior_samples
 from ..latent.align import ALIGN_MODES, METHODS
@@ -98,10 +99,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", text).strip("_") or "audio"
 
 
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
 def _check_range(name: str, value, low: float, high: float) -> float:
     try:
         value = float(value)
@@ -119,12 +116,13 @@ def _check_choice(name: str, value, choices) -> str:
 
 
 def _genre_or_none(model, genre: str | None) -> str | None:
-    """"" and None mean no genre; a name must be one of the model's."""
+    """"" and None mean no genre; a name must be one of the model's (the message lists them)."""
     if not genre:
         return None
-    if genre not in model.conditions:
-        known = ", ".join(model.conditions) or "(none: this model has no genres)"
-        raise DemoInputError(f"unknown genre {genre!r}; this model knows: {known}")
+    try:
+        check_genre(model, genre)
+    except ConfigError as exc:
+        raise DemoInputError(str(exc)) from None
     return genre
 
 
@@ -234,15 +232,16 @@ def blend_clips(model, path_a, path_b, *, alpha: float = 0.5, method: str = "sle
 @torch.no_grad()
 def sample_prior(model, *, genre: str | None = None, seconds: float = 4.0, temperature: float = 1.0, seed: int = 0,
                  n_iter: int = 32, out_dir: str | os.PathLike, progress: Progress = None) -> AudioResult:
-    """Decode a prior sample z ~ N(0, temperature^2 I) of ``seconds`` under ``genre`` (None = no genre)."""
+    """Decode a prior sample of ``seconds`` under ``genre`` (None = no genre): noise N(0, temperature^2 I)
+    mapped through the model's prior for that genre."""
     genre = _genre_or_none(model, genre)
     seconds = _check_range("seconds", seconds, 0.5, MAX_SAMPLE_SECONDS)
     temperature = _check_range("temperature", temperature, 0.0, 3.0)
     config = model_mel_config(model)
     frames = config.num_frames(int(seconds * config.sample_rate))
     _report(progress, 0.1, "sampling")
-    z = prior_samples(model, 1, temperature=temperature, seed=int(seed), frames=model.latent_frames(frames))
     cond = condition_weights(model, {genre: 1.0}) if genre else None
+    z = prior_samples(model, 1, temperature=temperature, seed=int(seed), frames=model.latent_frames(frames), cond=cond)
     mel = model.decode(z, cond, frames=frames)[0]
     _report(progress, 0.4, "vocoding")
     label = genre or "no genre"

@@ -10,20 +10,12 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import AudioVAEError
+from ..models.protocol import LatentModel
 
 DEFAULT_MODELS = {"mel": "default-mel", "midi": "default-midi"}
 FLAGS = {"mel": "--mel-model", "midi": "--midi-model"}
 KIND_NAMES = {"mel": "mel VAE (audio)", "midi": "MIDI CVAE (piano roll)"}
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """None or "auto" -> cuda when a GPU is present, else cpu; anything else as given ("cpu", "cuda:1")."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise AudioVAEError(f"device {device} was asked for but torch sees no CUDA GPU; use --device cpu or auto")
-    return device
+MODALITIES = {"mel": "audio", "midi": "midi"}
 
 
 def device_label(device: torch.device) -> str:
@@ -34,10 +26,8 @@ def device_label(device: torch.device) -> str:
 
 
 def is_kind(model, kind: str) -> bool:
-    """A mel model carries a mel front end; a MIDI model carries a roll grid."""
-    if kind == "mel":
-        return bool(getattr(model, "frontend", None))
-    return hasattr(model, "roll") and hasattr(model, "latent_dim")
+    """Whether ``model`` serves the demo's ``kind`` ("mel": an audio model, "midi": a MIDI model)."""
+    return isinstance(model, LatentModel) and model.modality == MODALITIES[kind]
 
 
 @dataclass

@@ -2,15 +2,16 @@
 
 sampling (prior samples), interpolation and align (lerp, guarded slerp, framewise paths between latents of
 unequal length), genre (centroids, attribute vectors, blending through the condition or the latent) and anomaly
-(negative ELBO per frame, file scoring).
+(negative ELBO per frame). Every function takes tensors and a model of :class:`audiovae.models.LatentModel`;
+nothing here reads files (:mod:`audiovae.scoring` scores files).
 """
 from .align import align_latents, interpolate_temporal
-from .anomaly import anomaly_scores, frames_per_item, score_files
-from .genre import (attribute_vector, blend_genres, centroids_from_folder, condition_weights, genre_centroids,
-                    shift_latent)
+from .anomaly import anomaly_scores
+from ..genres import condition_weights
+from .genre import attribute_vector, blend_genres, centroids_from_folder, genre_centroids, shift_latent
 from .interpolation import interpolate, interpolation_path, lerp, slerp
 from .sampling import prior_samples
 
 __all__ = ["interpolate", "interpolation_path", "lerp", "slerp", "align_latents", "interpolate_temporal",
            "prior_samples", "genre_centroids", "centroids_from_folder", "attribute_vector", "condition_weights",
-           "shift_latent", "blend_genres", "anomaly_scores", "frames_per_item", "score_files"]
+           "shift_latent", "blend_genres", "anomaly_scores"]

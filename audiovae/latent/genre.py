@@ -21,15 +21,17 @@ from collections.abc import Iterable
 
 import torch
 
+from ..device import model_device
 from ..errors import ConfigError, ParameterError
-from .sampling import model_device, time_axes
+from ..genres import condition_weights
+from .sampling import time_axes
 
 PATHS = ("auto", "condition", "centroid")
 
 
 def genre_centroids(model) -> dict[str, torch.Tensor]:
     """The per-genre centroids stored with the model: {genre: Tensor[C]} on the model's device."""
-    stats = getattr(model, "latent_stats", None) or {}
+    stats = model.latent_stats or {}
     stored = stats.get("centroids")
     if not stored:
         missing = "latent_stats is empty" if not stats else "latent_stats has no 'centroids'"
@@ -78,30 +80,6 @@ def attribute_vector(centroids: dict[str, torch.Tensor], a: str, b: str) -> torc
         if name not in centroids:
             raise ConfigError(f"no centroid for genre {name!r}; known: {_known(list(centroids))}")
     return centroids[b] - centroids[a]
-
-
-def condition_weights(model, weights: dict[str, float]) -> torch.Tensor:
-    """Genre mixture weights FloatTensor[1, num_genres] on the model's device, rescaled to sum to 1.
-
-    weights: {genre name: weight >= 0}; genres left out get 0. Give the result to ``model.decode(z, cond)``
-    (expanded to the batch) to decode with the mixture of those genres' embeddings.
-    """
-    known = list(model.conditions)
-    if not known:
-        raise ConfigError("this model has no genre conditions; blend through the latent instead "
-                          "(blend_genres(..., path='centroid') or shift_latent)")
-    out = torch.zeros(1, len(known))
-    for name, weight in weights.items():
-        if name not in known:
-            raise ConfigError(f"unknown genre {name!r}; this model knows: {_known(known)}")
-        weight = float(weight)
-        if not weight >= 0 or weight == float("inf"):
-            raise ParameterError(f"the weight of {name!r} must be finite and >= 0, got {weight}")
-        out[0, known.index(name)] += weight
-    total = float(out.sum())
-    if total <= 0:
-        raise ParameterError(f"genre weights {weights} hold no positive weight")
-    return (out / total).to(model_device(model))
 
 
 def _as_channel_vector(model, vector: torch.Tensor) -> torch.Tensor:

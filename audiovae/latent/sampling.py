@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from ..device import model_device
 from ..errors import ParameterError
-
-
-def model_device(model) -> torch.device:
-    """The device of a model's parameters (cpu for a model without any)."""
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
 
 
 def time_axes(model) -> int:
@@ -19,12 +15,13 @@ def time_axes(model) -> int:
 
 
 def prior_samples(model, n: int, *, temperature: float = 1.0, seed: int = 0, frames: int | None = None,
-                  cond: torch.Tensor | None = None) -> torch.Tensor:
+                  cond: torch.Tensor | None = None, guidance: float = 0.0) -> torch.Tensor:
     """``n`` draws from the prior: Tensor[n, *latent_shape] on the model's device, ready to decode with ``cond``.
 
-    The noise is N(0, temperature^2 I); a model with a learned (e.g. genre-dependent) prior maps it through
-    ``model.latent_from_noise(noise, cond)``, where ``cond`` is the genre condition the samples will be decoded
-    with (ids LongTensor[n] or [1], mixture weights, or None).
+    The noise is N(0, temperature^2 I), mapped through the model's prior ``model.latent_from_noise(noise, cond,
+    guidance=guidance)`` (the identity for a standard-normal prior), where ``cond`` is the genre condition the
+    samples will be decoded with (ids LongTensor[n] or [1], mixture weights, or None) and ``guidance`` the
+    classifier-free guidance weight of a learned prior.
 
     frames: latent frames for temporal latents (``latent_shape`` holds None, e.g. a mel VAE's (C, None); a clip
     of F mel frames has ceil(F / time_downsample) latent frames); must be None for vector latents.
@@ -46,9 +43,7 @@ def prior_samples(model, n: int, *, temperature: float = 1.0, seed: int = 0, fra
     shape = tuple(frames if size is None else size for size in model.latent_shape)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     z = (torch.randn((n, *shape), generator=generator) * temperature).to(model_device(model))
-    if hasattr(model, "latent_from_noise"):
-        if cond is not None and cond.shape[0] == 1 and n > 1:
-            cond = cond.expand(n, *cond.shape[1:])
-        with torch.no_grad():
-            z = model.latent_from_noise(z, None if cond is None else cond.to(z.device))
-    return z
+    if cond is not None and cond.shape[0] == 1 and n > 1:
+        cond = cond.expand(n, *cond.shape[1:])
+    with torch.no_grad():
+        return model.latent_from_noise(z, None if cond is None else cond.to(z.device), guidance=guidance)

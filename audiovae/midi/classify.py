@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from ..errors import AudioVAEError, ConfigError
-from ..models.pianoroll_cvae import GenreClassifier
+from ..checkpoint import load, read_config, write_model_folder
+from ..models.judges import GenreClassifier, balanced_draw, fit_classifier
 from .generate import decode_rolls, default_guidance, retarget_latent
 from .pianoroll import SUSTAIN, RollConfig, clean_roll
 
@@ -43,36 +43,20 @@ def train_classifier(segments: np.ndarray, genre_ids: np.ndarray, *, genres: lis
     """Train a GenreClassifier on bool segments [N, 2, S, P] with genre ids [N].
 
     Batches draw genres uniformly and then segments uniformly within the genre (so rare genres count as much as
-    common ones), with a random transposition in [-transpose, transpose] semitones. AdamW, cosine learning rate.
+    common ones), with a random transposition in [-transpose, transpose] semitones; AdamW with a cosine learning
+    rate (:func:`~audiovae.models.judges.fit_classifier`).
     """
-    present = [g for g in range(len(genres)) if (genre_ids == g).any()]
-    if len(present) < 2:
-        raise AudioVAEError(f"the classifier needs training segments of at least two genres, got {len(present)}")
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # the initial weights
     model = GenreClassifier(roll=roll.to_dict(), genres=list(genres), channels=list(channels))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    members = [torch.from_numpy(np.flatnonzero(genre_ids == g)) for g in range(len(genres))]
-    present_t = torch.tensor(present)
-    model.train()
-    started, running = time.perf_counter(), 0.0
-    for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = lr * 0.5 * (1 + np.cos(np.pi * step / steps))
-        labels = present_t[torch.randint(len(present), (batch_size,), generator=generator)]
-        index = torch.stack([members[g][torch.randint(len(members[g]), (), generator=generator)] for g in labels.tolist()])
-        x = torch.from_numpy(segments[index.numpy()].astype(np.float32))
+    members = [np.flatnonzero(genre_ids == g) for g in range(len(genres))]
+
+    def draw(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        labels, picks = balanced_draw(members, batch_size, generator)
+        x = torch.from_numpy(segments[picks].astype(np.float32))
         shift = int(torch.randint(-transpose, transpose + 1, (), generator=generator)) if transpose else 0
-        loss = F.cross_entropy(model(_shift_pitch(x, shift)), labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        running += float(loss.detach())
-        if log and (step + 1) % max(1, steps // 5) == 0:
-            log(f"  classifier step {step + 1}/{steps}: loss {running / max(1, steps // 5):.3f} "
-                f"({time.perf_counter() - started:.0f} s)")
-            running = 0.0
-    return model.eval()
+        return _shift_pitch(x, shift), labels
+
+    return fit_classifier(model, draw, steps=steps, lr=lr, seed=seed, name="classifier", log=log)
 
 
 @torch.no_grad()
@@ -87,8 +71,6 @@ def load_or_train_classifier(path: Path, train, val, *, retrain: bool = False, s
                              log=print) -> GenreClassifier:
     """The classifier saved at ``path`` if it was trained on the same data, split and grid; else train one on
     ``train`` (a MidiFolder split) and save it there. ``val`` only identifies the split."""
-    from ..train.checkpoint import load_model, read_config, write_model_folder
-
     identity = {"data": str(Path(train.root).resolve()), "val_fraction": train.val_fraction,
                 "train_pieces": len(train.piece_paths), "val_pieces": len(val.piece_paths),
                 "train_segments": len(train), "roll": train.config.to_dict(), "genres": list(train.genres)}
@@ -96,7 +78,7 @@ def load_or_train_classifier(path: Path, train, val, *, retrain: bool = False, s
     if not retrain and (path / "config.json").is_file():
         if read_config(path).get("classifier_data") == identity:
             log(f"using the genre classifier in {path}")
-            return load_model(path)
+            return load(path)
         log(f"the classifier in {path} was trained on other data or another split; retraining it")
     log(f"training the genre classifier on {len(train)} real training segments ({steps} steps)")
     classifier = train_classifier(train.segments, train.genre_ids, genres=list(train.genres), roll=train.config,
@@ -225,8 +207,7 @@ def evaluate_model(model, data: str | Path, *, cache_dir: str | Path | None = No
     """Evaluate a trained PianoRollCVAE on a MIDI folder with the split it was trained with; returns a JSON-able
     dict (see :func:`format_report`). Defaults: cache and classifier in the model's run folder."""
     from ..data.midi_folder import MidiFolder
-    from ..train.checkpoint import read_config
-    from ..train.midi_task import reconstruction_metrics
+    from .reconstruction import reconstruction_metrics
 
     started = time.perf_counter()
     folder = Path(model.checkpoint_path)

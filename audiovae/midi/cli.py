@@ -4,27 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .. import cli_args as shared
 from ..errors import AudioVAEError, ConfigError
-
-
-def _load_midi_model(path: str, device: str):
-    import torch
-
-    from .. import load
-
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load(path, device=device)
-    if not hasattr(model, "roll") or not hasattr(model, "latent_dim"):
-        raise ConfigError(f"{path} holds a {type(model).__name__}, not a MIDI model; use the audio verbs")
-    return model
-
-
-def _set_threads(threads: int) -> None:
-    import torch
-
-    if threads > 0:
-        torch.set_num_threads(threads)
 
 
 def _tempo_program(args, model, cond) -> tuple[float, int]:
@@ -41,8 +22,7 @@ def _tempo_program(args, model, cond) -> tuple[float, int]:
 def cmd_generate_midi(args) -> int:
     from .generate import generate_pieces, parse_genre, save_piece
 
-    _set_threads(args.threads)
-    model = _load_midi_model(args.model, args.device)
+    model = shared.load_model_for(args, "midi")
     cond = parse_genre(model, args.genre)
     tempo, program = _tempo_program(args, model, cond)
     rolls = generate_pieces(model, n=args.n, bars=args.bars, genre=cond, temperature=args.temperature,
@@ -60,8 +40,7 @@ def cmd_generate_midi(args) -> int:
 def cmd_transfer_midi(args) -> int:
     from .generate import parse_genre, read_roll, save_piece, transfer_roll
 
-    _set_threads(args.threads)
-    model = _load_midi_model(args.model, args.device)
+    model = shared.load_model_for(args, "midi")
     target = parse_genre(model, args.to)
     if target is None:
         raise ConfigError("--to needs a genre")
@@ -86,8 +65,7 @@ def cmd_transfer_midi(args) -> int:
 def cmd_evaluate_midi(args) -> int:
     from .classify import evaluate_model, format_report, write_report
 
-    _set_threads(args.threads)
-    model = _load_midi_model(args.model, "cpu")
+    model = shared.load_model_for(args, "midi")
     temperatures = tuple(float(t) for t in args.temperatures.split(","))
     report = evaluate_model(model, args.data, cache_dir=args.cache, classifier_path=args.classifier,
                             retrain_classifier=args.retrain_classifier, classifier_steps=args.classifier_steps,
@@ -99,60 +77,35 @@ def cmd_evaluate_midi(args) -> int:
     return 0
 
 
-def _add_common(p, *, device: bool = True) -> None:
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default) [default: 0]")
-    if device:
-        p.add_argument("--device", default="auto", help="cpu, cuda, or auto (GPU when present) [default: auto]")
-
-
-def _add_guidance(p) -> None:
-    p.add_argument("--guidance", type=float, help="classifier-free guidance weight >= 0: decode with "
-                   "l_genre + w * (l_genre - l_nogenre); larger = more typical of the genre [default: the model's]")
-
-
-def _add_output_options(p) -> None:
-    p.add_argument("--tempo", type=float, help="tempo in quarter notes per minute [default: per genre]")
-    p.add_argument("--program", type=int, help="General MIDI program 0-127 [default: per genre]")
-    p.add_argument("--png", action="store_true", help="also write a piano-roll picture next to each .mid")
-    p.add_argument("--preview", action="store_true", help="also write a preview .wav next to each .mid "
-                   "(FluidSynth with $AUDIOVAE_SOUNDFONT when available, else a built-in synth)")
-
-
 def register_midi_verbs(verbs) -> None:
     """Add generate-midi, transfer-midi and evaluate-midi to the `audiovae` sub-command parser."""
     p = verbs.add_parser("generate-midi", help="generate MIDI pieces for a genre (or a genre mix)",
                          description="Sample pieces from a trained MIDI model. Pieces longer than one segment are "
                          "decoded from a smoothly varying latent path (see --continuity) and joined without gaps.")
-    p.add_argument("model", help="model folder or run folder")
-    p.add_argument("--genre", help="a genre name, or a mixture like baroque_chorale=0.5,irish_fiddle=0.5 "
-                   "[default: no genre]")
+    shared.add_model(p, "MIDI")
+    shared.add_genre(p, what="genre of the pieces")
     p.add_argument("--n", type=int, default=4, help="how many pieces [default: 4]")
     p.add_argument("--bars", type=int, default=8, help="length of each piece in bars [default: 8]")
-    p.add_argument("--temperature", type=float, default=0.8, help="prior scale [default: 0.8]")
+    shared.add_temperature(p, 0.8)
     p.add_argument("--continuity", type=float, default=0.5, help="latent correlation between consecutive "
                    "segments, 0 (independent) to <1 [default: 0.5]")
-    p.add_argument("--seed", type=int, default=0, help="random seed [default: 0]")
+    shared.add_seed(p)
     p.add_argument("--out", required=True, help="folder for GENRE_NNN.mid (and .png/.wav)")
-    _add_guidance(p)
-    _add_output_options(p)
-    _add_common(p)
+    shared.add_midi_writing(p)
     p.set_defaults(func=cmd_generate_midi)
 
     p = verbs.add_parser("transfer-midi", help="re-decode a MIDI file under another genre",
                          description="Encode each segment of a MIDI file (with --from's genre, else 'no genre') "
                          "and decode it with the --to genre. The output keeps the input's length and tempo (--tempo "
                          "overrides it); --program defaults to the target genre's instrument.")
-    p.add_argument("model", help="model folder or run folder")
+    shared.add_model(p, "MIDI")
     p.add_argument("input", help="MIDI file to transfer")
-    p.add_argument("--to", required=True, help="target genre (or a mixture)")
-    p.add_argument("--from", help="genre of the input, if known [default: no genre]")
-    p.add_argument("--temperature", type=float, default=0.0,
-                   help="0 = posterior mode; > 0 samples around it [default: 0]")
-    p.add_argument("--seed", type=int, default=0, help="random seed for --temperature > 0 [default: 0]")
+    shared.add_genre(p, "--to", required=True, what="target genre")
+    shared.add_genre(p, "--from", what="genre of the input, if known")
+    shared.add_temperature(p, 0.0, what="0 = posterior mode; > 0 samples around it")
+    shared.add_seed(p, what="random seed for --temperature > 0")
     p.add_argument("--out", required=True, help="MIDI file to write (.mid)")
-    _add_guidance(p)
-    _add_output_options(p)
-    _add_common(p)
+    shared.add_midi_writing(p)
     p.set_defaults(func=cmd_transfer_midi)
 
     p = verbs.add_parser("evaluate-midi", help="measure reconstruction, genre control, transfer and novelty",
@@ -160,7 +113,7 @@ def register_midi_verbs(verbs) -> None:
                          "split, then report held-out reconstruction F1 and KL, genre-control accuracy of generated "
                          "segments per temperature next to the classifier's accuracy on real held-out segments, "
                          "transfer accuracy, and overlap with the nearest training segment.")
-    p.add_argument("model", help="model folder or run folder")
+    shared.add_model(p, "MIDI")
     p.add_argument("--data", required=True, help="the MIDI folder the model was trained on (genre subfolders)")
     p.add_argument("--cache", help="segment cache folder [default: the run's cache]")
     p.add_argument("--classifier", help="classifier checkpoint folder [default: RUN/classifier]")
@@ -171,8 +124,8 @@ def register_midi_verbs(verbs) -> None:
     p.add_argument("--transfer-per-genre", type=int, default=100, help="held-out segments per source genre to "
                    "transfer [default: 100]")
     p.add_argument("--temperatures", default="0.5,0.8,1.0", help="comma-separated [default: 0.5,0.8,1.0]")
-    p.add_argument("--seed", type=int, default=0, help="random seed [default: 0]")
+    shared.add_seed(p)
     p.add_argument("--json", help="also write the report as JSON here")
-    _add_guidance(p)
-    _add_common(p, device=False)
+    shared.add_guidance(p)
+    shared.add_threads(p)
     p.set_defaults(func=cmd_evaluate_midi)

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import ConfigError, ParameterError
+from ..errors import ConfigError, MidiReadError, ParameterError
+from ..genres import genre_condition
 from .pianoroll import RollConfig, clean_roll, join_segments, midi_to_roll
 
 # Quarter-note tempo (bpm) and General MIDI program for the genres of the bundled data; other genres get
@@ -34,42 +35,12 @@ GENRE_DEFAULTS = {
 DEFAULT_TEMPO, DEFAULT_PROGRAM = 110.0, 0
 
 
-class UnknownGenreError(ConfigError):
-    """A genre name the model was not trained on; the message lists the known ones."""
-
-    def __init__(self, name: str, known: list[str]):
-        self.name, self.known = name, list(known)
-        super().__init__(f"unknown genre {name!r}; this model knows: {', '.join(known) or '(none: unconditional)'}")
-
-
-def parse_genre(model, spec: str | None) -> torch.Tensor | None:
-    """A genre condition from text: None/"" -> None ("no genre"); "irish_fiddle" -> LongTensor[1];
-    "baroque_chorale=0.5,irish_fiddle=0.5" -> mixture weights FloatTensor[1, num_genres], rescaled to sum 1."""
-    if not spec:
-        return None
-    known = list(model.conditions)
-    if not known:
-        raise ConfigError(f"this model has no genre conditions; drop the genre {spec!r}")
-    if "=" not in spec and "," not in spec:
-        if spec not in known:
-            raise UnknownGenreError(spec, known)
-        return torch.tensor([known.index(spec)])
-    weights = torch.zeros(1, len(known))
-    for part in spec.split(","):
-        name, _, value = part.partition("=")
-        name = name.strip()
-        if name not in known:
-            raise UnknownGenreError(name, known)
-        try:
-            weight = float(value) if value.strip() else 1.0
-        except ValueError:
-            raise ConfigError(f"genre weight {value!r} for {name} is not a number (write name=0.5)") from None
-        if weight < 0 or not math.isfinite(weight):
-            raise ConfigError(f"genre weight for {name} must be finite and >= 0, got {weight}")
-        weights[0, known.index(name)] += weight
-    if float(weights.sum()) <= 0:
-        raise ConfigError(f"genre mixture {spec!r} has no positive weight")
-    return weights / weights.sum()
+def parse_genre(model, spec: str | dict[str, float] | None) -> torch.Tensor | None:
+    """A genre condition for ``model`` from a request: None/"" -> None ("no genre"); "irish_fiddle" ->
+    LongTensor[1]; "baroque_chorale=0.5,irish_fiddle=0.5" -> mixture weights FloatTensor[1, num_genres] summing
+    to 1; on the CPU (see :func:`audiovae.genres.genre_condition`)."""
+    cond = genre_condition(model, spec)
+    return None if cond is None else cond.cpu()
 
 
 def genre_defaults(model, cond: torch.Tensor | None) -> tuple[float, int]:
@@ -102,7 +73,7 @@ def _condition_batch(cond: torch.Tensor | None, batch: int, device) -> torch.Ten
 
 def default_guidance(model) -> float:
     """The model's own classifier-free guidance weight for generation (``guidance`` in its config; 0 = none)."""
-    return float(getattr(model, "guidance", 0.0))
+    return float(model.guidance)
 
 
 def guided_probabilities(model, z: torch.Tensor, cond: torch.Tensor | None, guidance: float) -> torch.Tensor:
@@ -212,6 +183,17 @@ def read_roll(model, path: str | os.PathLike) -> tuple[np.ndarray, float]:
     pm = load_midi(path)
     _, tempi = pm.get_tempo_changes()
     return midi_to_roll(pm, config=model.roll), float(tempi[0]) if len(tempi) else DEFAULT_TEMPO
+
+
+def file_segments(model, path: str | os.PathLike) -> torch.Tensor:
+    """A MIDI file as the model's input: its non-empty segments, float Tensor[N, 2, S, P] on the model's device.
+    Raises MidiReadError naming the file when it cannot be parsed or holds no notes on the model's grid."""
+    roll, _ = read_roll(model, path)
+    segments = roll_to_segments(roll, model.roll.segment_steps)
+    segments = segments[segments.any(axis=(1, 2, 3))]  # the silent padding of a short file says nothing
+    if len(segments) == 0:
+        raise MidiReadError(path, "no notes on the model's grid")
+    return torch.from_numpy(segments.astype(np.float32)).to(next(model.parameters()).device)
 
 
 def save_piece(roll: np.ndarray, stem: str | os.PathLike, *, config: RollConfig, tempo: float = DEFAULT_TEMPO,

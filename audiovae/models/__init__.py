@@ -1,17 +1,8 @@
-"""Model classes, registered by name so a checkpoint's config.json can rebuild them."""
+"""Model classes. Every latent model satisfies :class:`LatentModel`; model folders name their class, which
+:mod:`audiovae.checkpoint` finds in its registry (``audiovae.checkpoint.register_model`` adds your own)."""
 from .mel_vae import MelVAE
-from .pianoroll_cvae import GenreClassifier, PianoRollCVAE
+from .pianoroll_cvae import PianoRollCVAE
 from .posterior import DiagonalGaussian
+from .protocol import LatentModel, LatentModelBase
 
-MODEL_CLASSES = {"MelVAE": MelVAE, "PianoRollCVAE": PianoRollCVAE, "GenreClassifier": GenreClassifier}
-
-
-def register_model(cls):
-    """Make ``cls`` loadable from checkpoints by its class name."""
-    MODEL_CLASSES[cls.__name__] = cls
-    return cls
-
-
-from ..audio import classify as _audio_classify  # noqa: E402,F401  (registers AudioGenreClassifier)
-
-__all__ = ["MelVAE", "PianoRollCVAE", "GenreClassifier", "DiagonalGaussian", "MODEL_CLASSES", "register_model"]
+__all__ = ["LatentModel", "LatentModelBase", "MelVAE", "PianoRollCVAE", "DiagonalGaussian"]

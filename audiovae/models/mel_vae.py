@@ -14,93 +14,57 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ..audio.features import MelConfig
 from .base import saves_init_args
+from .blocks import Stage
 from .posterior import DiagonalGaussian
-
-
-class FiLMResBlock(nn.Module):
-    """x + conv(act(film(norm(x)))) twice, with dilation for a wide receptive field. x: Tensor[B, C, T]."""
-
-    def __init__(self, channels: int, dilation: int, cond_dim: int):
-        super().__init__()
-        self.norm1 = nn.GroupNorm(8 if channels % 8 == 0 else 1, channels)
-        self.conv1 = nn.Conv1d(channels, channels, 3, padding=dilation, dilation=dilation)
-        self.norm2 = nn.GroupNorm(8 if channels % 8 == 0 else 1, channels)
-        self.conv2 = nn.Conv1d(channels, channels, 3, padding=1)
-        self.film = nn.Linear(cond_dim, 2 * channels) if cond_dim else None
-        if self.film is not None:
-            nn.init.zeros_(self.film.weight)
-            nn.init.zeros_(self.film.bias)
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        h = self.norm1(x)
-        if self.film is not None and cond is not None:
-            scale, shift = self.film(cond).unsqueeze(-1).chunk(2, dim=1)
-            h = h * (1 + scale) + shift
-        h = self.conv1(F.silu(h))
-        h = self.conv2(F.silu(self.norm2(h)))
-        return x + h
-
-
-class Stage(nn.Module):
-    """A few FiLM residual blocks with growing dilation."""
-
-    def __init__(self, channels: int, num_blocks: int, cond_dim: int):
-        super().__init__()
-        self.blocks = nn.ModuleList(FiLMResBlock(channels, 2**i, cond_dim) for i in range(num_blocks))
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x, cond)
-        return x
+from .protocol import LatentModelBase
 
 
 @saves_init_args
-class MelVAE(nn.Module):
+class MelVAE(LatentModelBase):
     """Convolutional (conditional) VAE over natural-log mel spectrograms.
 
-    Args (plain keywords; together with ``frontend`` they are the saved config):
-        n_mels: mel bands of the input. hidden: channels of the conv trunk. latent_channels: C of z.
+    Args (plain keywords; they are the saved config):
+        frontend: the MelConfig (or a dict of its fields) the model reads and writes; n_mels comes from it.
+        hidden: channels of the conv trunk. latent_channels: C of z.
         downsample_stages: each halves time, so time_downsample = 2 ** downsample_stages.
-        blocks_per_stage: residual blocks per stage. genres: genre names; empty = unconditional.
+        blocks_per_stage: residual blocks per stage. mid_blocks: residual blocks at the coarsest resolution, on
+            each side of the latent (None = blocks_per_stage); cheap depth with a wide receptive field (dilations
+            1, 2, 4, ...). genres: genre names; empty = unconditional.
         cond_dim: genre embedding size. cond_dropout: training probability of the "no genre" embedding.
         recon_scale: Laplace scale b of p(x|z) in log-mel units (nats are computed with it).
         input_shift, input_scale: x is fed to the network as (x - shift) / scale.
-        frontend: the MelConfig dict the model was trained on (stored, never guessed downstream).
     """
 
-    def __init__(self, *, n_mels: int = 80, hidden: int = 256, latent_channels: int = 32, downsample_stages: int = 2,
-                 blocks_per_stage: int = 2, genres: list[str] | tuple[str, ...] = (), cond_dim: int = 32,
+    modality = "audio"
+
+    def __init__(self, *, frontend: MelConfig | dict | None = None, hidden: int = 256, latent_channels: int = 32,
+                 downsample_stages: int = 2, blocks_per_stage: int = 2, mid_blocks: int | None = None, genres: list[str] | tuple[str, ...] = (), cond_dim: int = 32,
                  cond_dropout: float = 0.1, recon_scale: float = 0.1, input_shift: float = -5.0,
-                 input_scale: float = 2.5, frontend: dict | None = None):
-        super().__init__()
-        self.n_mels, self.latent_channels = n_mels, latent_channels
+                 input_scale: float = 2.5):
+        super().__init__(genres=genres, cond_dim=cond_dim, cond_dropout=cond_dropout)
+        self.frontend = MelConfig.from_any(frontend)
+        self.n_mels, self.latent_channels = self.frontend.n_mels, latent_channels
         self.time_downsample = 2**downsample_stages
-        self.genres = list(genres)
-        self.cond_dropout, self.recon_scale = cond_dropout, recon_scale
+        self.recon_scale = recon_scale
         self.input_shift, self.input_scale = input_shift, input_scale
-        self.frontend = dict(frontend or {})
-        self.latent_stats: dict = {}
-        cdim = cond_dim if self.genres else 0
-        self.genre_embedding = nn.Embedding(len(self.genres) + 1, cond_dim) if self.genres else None
+        cdim, n_mels = self.cond_dim, self.n_mels
+        mid_blocks = blocks_per_stage if mid_blocks is None else mid_blocks
 
         self.enc_in = nn.Conv1d(n_mels, hidden, 3, padding=1)
         self.enc_stages = nn.ModuleList(Stage(hidden, blocks_per_stage, cdim) for _ in range(downsample_stages))
         self.enc_down = nn.ModuleList(nn.Conv1d(hidden, hidden, 4, stride=2, padding=1) for _ in range(downsample_stages))
-        self.enc_mid = Stage(hidden, blocks_per_stage, cdim)
+        self.enc_mid = Stage(hidden, mid_blocks, cdim)
         self.enc_out = nn.Conv1d(hidden, 2 * latent_channels, 3, padding=1)
 
         self.dec_in = nn.Conv1d(latent_channels, hidden, 3, padding=1)
-        self.dec_mid = Stage(hidden, blocks_per_stage, cdim)
+        self.dec_mid = Stage(hidden, mid_blocks, cdim)
         self.dec_up = nn.ModuleList(nn.ConvTranspose1d(hidden, hidden, 4, stride=2, padding=1) for _ in range(downsample_stages))
         self.dec_stages = nn.ModuleList(Stage(hidden, blocks_per_stage, cdim) for _ in range(downsample_stages))
         self.dec_out = nn.Conv1d(hidden, n_mels, 3, padding=1)
 
     # --- model protocol ---------------------------------------------------------------------------------
-    @property
-    def conditions(self) -> list[str]:
-        return self.genres
-
     @property
     def latent_shape(self) -> tuple[int, None]:
         """(latent_channels, None): the time axis follows the clip, frames / time_downsample."""
@@ -108,26 +72,6 @@ class MelVAE(nn.Module):
 
     def latent_frames(self, frames: int) -> int:
         return math.ceil(frames / self.time_downsample)
-
-    def embed_condition(self, cond: torch.Tensor | None, batch: int, device) -> torch.Tensor | None:
-        """cond: None, genre ids LongTensor[B] (-1 = unknown), or mixture weights FloatTensor[B, num_genres]."""
-        if self.genre_embedding is None:
-            return None
-        table = self.genre_embedding.weight
-        null = table[len(self.genres)]
-        if cond is None:
-            return null.expand(batch, -1)
-        cond = cond.to(device)
-        if cond.is_floating_point():
-            if cond.dim() != 2 or cond.shape[1] != len(self.genres):
-                raise ValueError(f"mixture weights must be [B, {len(self.genres)}], got {tuple(cond.shape)}")
-            return cond @ table[: len(self.genres)]
-        ids = cond.long().clone()
-        ids[ids < 0] = len(self.genres)
-        if self.training and self.cond_dropout > 0:
-            drop = torch.rand(ids.shape, device=ids.device) < self.cond_dropout
-            ids[drop] = len(self.genres)
-        return self.genre_embedding(ids)
 
     def encode(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> DiagonalGaussian:
         """x: Tensor[B, n_mels, frames] natural-log mel -> q(z|x): Tensor[B, C, ceil(frames/time_downsample)]."""
@@ -143,7 +87,7 @@ class MelVAE(nn.Module):
         h = self.enc_out(F.silu(self.enc_mid(h, c)))
         return DiagonalGaussian.from_params(h.float(), dim=1)
 
-    def decode(self, z: torch.Tensor, cond: torch.Tensor | None = None, frames: int | None = None) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, cond: torch.Tensor | None = None, *, frames: int | None = None) -> torch.Tensor:
         """z: Tensor[B, C, T'] -> log-mel Tensor[B, n_mels, frames] (frames defaults to T' * time_downsample)."""
         c = self.embed_condition(cond, z.shape[0], z.device)
         h = self.dec_mid(self.dec_in(z), c)
@@ -162,7 +106,3 @@ class MelVAE(nn.Module):
         """-log p(x|z) under a Laplace(x_hat, recon_scale) per log-mel bin, summed: Tensor[B], nats."""
         b = self.recon_scale
         return ((x - x_hat.float()).abs() / b + math.log(2 * b)).flatten(1).sum(1)
-
-    def frames_of(self, x: torch.Tensor) -> int:
-        """Input frames per item, the unit of "per frame" figures."""
-        return x.shape[-1]

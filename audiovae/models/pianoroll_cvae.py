@@ -1,4 +1,4 @@
-"""PianoRollCVAE: a conditional VAE over piano-roll segments, and the small genre classifier that judges it.
+"""PianoRollCVAE: a conditional VAE over piano-roll segments.
 
 A segment is a roll Tensor[B, 2, S, P] in {0, 1} (channel 0 onsets, channel 1 sustain; S grid steps, P pitches;
 see :mod:`audiovae.midi.pianoroll`). Both networks read it as a 1-D signal over time whose channels are the
@@ -24,48 +24,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import saves_init_args
+from .blocks import Stage
 from .posterior import DiagonalGaussian
+from .protocol import LatentModelBase
 
 ONSET_RATE, SUSTAIN_RATE = 0.007, 0.035  # typical cell densities; they set the initial output biases
 INITIAL_LOGVAR = -6.0
-
-
-def _groups(channels: int) -> int:
-    return 8 if channels % 8 == 0 else 1
-
-
-class FiLMBlock(nn.Module):
-    """x + conv(silu(conv(silu(film(norm(x)))))) over time. x: Tensor[B, C, T], cond: Tensor[B, cond_dim] or None."""
-
-    def __init__(self, channels: int, cond_dim: int, dilation: int = 1):
-        super().__init__()
-        self.norm = nn.GroupNorm(_groups(channels), channels)
-        self.conv1 = nn.Conv1d(channels, channels, 3, padding=dilation, dilation=dilation)
-        self.conv2 = nn.Conv1d(channels, channels, 3, padding=1)
-        self.film = nn.Linear(cond_dim, 2 * channels) if cond_dim else None
-        if self.film is not None:  # start as an unconditioned block
-            nn.init.zeros_(self.film.weight)
-            nn.init.zeros_(self.film.bias)
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        h = self.norm(x)
-        if self.film is not None and cond is not None:
-            scale, shift = self.film(cond).unsqueeze(-1).chunk(2, dim=1)
-            h = h * (1 + scale) + shift
-        return x + self.conv2(F.silu(self.conv1(F.silu(h))))
-
-
-class Stage(nn.Module):
-    """``num_blocks`` FiLM blocks at one time resolution, dilations 1, 2, 4, ..."""
-
-    def __init__(self, channels: int, num_blocks: int, cond_dim: int):
-        super().__init__()
-        self.blocks = nn.ModuleList(FiLMBlock(channels, cond_dim, 2**i) for i in range(num_blocks))
-
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
-        for block in self.blocks:
-            x = block(x, cond)
-        return x
 
 
 def roll_to_rows(x: torch.Tensor, substeps: int = 1) -> torch.Tensor:
@@ -148,7 +112,7 @@ class TimeEncoder(nn.Module):
     def __init__(self, in_channels: int, channels: tuple[int, ...], num_blocks: int, cond_dim: int):
         super().__init__()
         self.conv_in = nn.Conv1d(in_channels, channels[0], 3, padding=1)
-        self.stages = nn.ModuleList(Stage(c, num_blocks, cond_dim) for c in channels)
+        self.stages = nn.ModuleList(Stage(c, num_blocks, cond_dim, norm_between=False) for c in channels)
         self.downs = nn.ModuleList(nn.Conv1d(c, o, 4, stride=2, padding=1) for c, o in zip(channels, channels[1:]))
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
@@ -165,7 +129,7 @@ class TimeDecoder(nn.Module):
     def __init__(self, channels: tuple[int, ...], num_blocks: int, cond_dim: int):
         super().__init__()
         coarse_first = channels[::-1]
-        self.stages = nn.ModuleList(Stage(c, num_blocks, cond_dim) for c in coarse_first)
+        self.stages = nn.ModuleList(Stage(c, num_blocks, cond_dim, norm_between=False) for c in coarse_first)
         self.ups = nn.ModuleList(nn.ConvTranspose1d(c, o, 4, stride=2, padding=1)
                                  for c, o in zip(coarse_first, coarse_first[1:]))
 
@@ -177,7 +141,7 @@ class TimeDecoder(nn.Module):
 
 
 @saves_init_args
-class PianoRollCVAE(nn.Module):
+class PianoRollCVAE(LatentModelBase):
     """Conditional VAE over piano-roll segments [B, 2, S, P] with a vector latent z [B, latent_dim].
 
     z is laid out in time: it is ``latent_positions`` = S / (substeps * 2**(len(channels) - 1)) chunks of
@@ -202,15 +166,17 @@ class PianoRollCVAE(nn.Module):
             :func:`audiovae.midi.generate.guided_probabilities`); it does not change training.
     """
 
+    modality = "midi"
+
     def __init__(self, *, roll: dict | None = None, genres: list[str] | tuple[str, ...] = (), latent_dim: int = 256,
                  substeps: int = 4, channels: list[int] | tuple[int, ...] = (256,), blocks_per_stage: int = 1,
                  cond_dim: int = 32, cond_dropout: float = 0.1, prior: str = "standard", prior_hidden: int = 256,
                  guidance: float = 0.0):
-        super().__init__()
+        super().__init__(genres=genres, cond_dim=cond_dim, cond_dropout=cond_dropout)
         from ..midi.pianoroll import RollConfig  # deferred: models do not need the MIDI stack at import time
 
         self.roll = RollConfig(**(roll or {}))
-        self.genres, self.latent_dim, self.cond_dropout = list(genres), latent_dim, cond_dropout
+        self.latent_dim = latent_dim
         self.guidance = float(guidance)
         self.steps, self.pitches, self.substeps = self.roll.segment_steps, self.roll.num_pitches, substeps
         channels = tuple(channels)
@@ -225,9 +191,7 @@ class PianoRollCVAE(nn.Module):
         self.chunk = latent_dim // self.latent_positions
         if prior not in ("standard", "autoregressive"):
             raise ValueError(f"prior must be 'standard' or 'autoregressive', got {prior!r}")
-        self.latent_stats: dict = {}
-        cdim = cond_dim if self.genres else 0
-        self.genre_embedding = nn.Embedding(len(self.genres) + 1, cond_dim) if self.genres else None
+        cdim = self.cond_dim
         rows = 2 * self.pitches * substeps
 
         self.encoder = TimeEncoder(rows, channels, blocks_per_stage, cdim)
@@ -246,10 +210,6 @@ class PianoRollCVAE(nn.Module):
 
     # --- model protocol ---------------------------------------------------------------------------------
     @property
-    def conditions(self) -> list[str]:
-        return self.genres
-
-    @property
     def latent_shape(self) -> tuple[int]:
         return (self.latent_dim,)
 
@@ -257,27 +217,6 @@ class PianoRollCVAE(nn.Module):
     def segment_shape(self) -> tuple[int, int, int]:
         """(2, S, P) of one input segment."""
         return (2, self.steps, self.pitches)
-
-    def embed_condition(self, cond: torch.Tensor | None, batch: int, device) -> torch.Tensor | None:
-        """cond: None, genre ids LongTensor[B] (-1 = unknown), or mixture weights FloatTensor[B, num_genres]
-        (B or 1: one condition for the whole batch) -> Tensor[B, cond_dim], or None for an unconditional model."""
-        if self.genre_embedding is None:
-            return None
-        table = self.genre_embedding.weight
-        if cond is None:
-            return table[len(self.genres)].expand(batch, -1)
-        cond = cond.to(device)
-        if cond.is_floating_point():
-            if cond.dim() != 2 or cond.shape[1] != len(self.genres):
-                raise ValueError(f"mixture weights must be [B, {len(self.genres)}], got {tuple(cond.shape)}")
-            embedded = cond.to(table.dtype) @ table[: len(self.genres)]
-        else:
-            ids = cond.long().clone()
-            ids[ids < 0] = len(self.genres)
-            if self.training and self.cond_dropout > 0:
-                ids[torch.rand(ids.shape, device=ids.device) < self.cond_dropout] = len(self.genres)
-            embedded = self.genre_embedding(ids)
-        return embedded.expand(batch, -1) if embedded.shape[0] == 1 else embedded  # one condition for the batch
 
     def _with_cond(self, h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """Append the condition to every position: Tensor[B, C, T] -> Tensor[B, C + cond_dim, T]."""
@@ -292,10 +231,13 @@ class PianoRollCVAE(nn.Module):
         mean, logvar = self.to_posterior(self._with_cond(h, c)).float().chunk(2, dim=1)  # [B, chunk, positions]
         return DiagonalGaussian(mean.flatten(1), logvar.flatten(1))
 
-    def decode(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """z: Tensor[B, latent_dim] -> logits Tensor[B, 2, S, P] of p(cell on | z, genre) (see :meth:`probabilities`)."""
+    def decode(self, z: torch.Tensor, cond: torch.Tensor | None = None, *, frames: int | None = None) -> torch.Tensor:
+        """z: Tensor[B, latent_dim] -> logits Tensor[B, 2, S, P] of p(cell on | z, genre) (see :meth:`probabilities`).
+        ``frames``, when given, must be the segment's S steps: a roll segment has a fixed length."""
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"expected z [B, {self.latent_dim}], got {tuple(z.shape)}")
+        if frames not in (None, self.steps):
+            raise ValueError(f"a roll segment has {self.steps} steps; cannot decode {frames}")
         c = self.embed_condition(cond, z.shape[0], z.device)
         h = self.from_latent(self._with_cond(z.view(-1, self.chunk, self.latent_positions), c))
         return rows_to_roll(self.conv_out(self.decoder(h, c)), self.pitches, self.substeps)
@@ -356,35 +298,6 @@ class PianoRollCVAE(nn.Module):
         """-log p(x | z): Bernoulli cross-entropy summed over onset and sustain cells, Tensor[B], nats."""
         return F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none").flatten(1).sum(1)
 
-
-@saves_init_args
-class GenreClassifier(nn.Module):
-    """Genre of a piano-roll segment: Tensor[B, 2, S, P] -> logits Tensor[B, num_genres].
-
-    The evaluation judge for generated segments (trained on real data only, see :mod:`audiovae.midi.classify`):
-    the same 1-D convolution trunk as the VAE encoder, then mean and max pooling over time and a linear layer.
-    Args: roll (the RollConfig dict), genres, channels (finest first), blocks_per_stage, dropout.
-    """
-
-    def __init__(self, *, roll: dict | None = None, genres: list[str] | tuple[str, ...] = (),
-                 channels: list[int] | tuple[int, ...] = (64, 96, 128), blocks_per_stage: int = 1,
-                 dropout: float = 0.2):
-        super().__init__()
-        from ..midi.pianoroll import RollConfig
-
-        if len(genres) < 2:
-            raise ValueError(f"a genre classifier needs at least two genres, got {list(genres)}")
-        self.roll, self.genres = RollConfig(**(roll or {})), list(genres)
-        self.latent_stats: dict = {}
-        channels = tuple(channels)
-        self.trunk = TimeEncoder(2 * self.roll.num_pitches, channels, blocks_per_stage, 0)
-        self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(2 * channels[-1], len(self.genres))
-
-    @property
-    def conditions(self) -> list[str]:
-        return self.genres
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.trunk(roll_to_rows(x.to(self.head.weight.dtype)), None)
-        return self.head(self.dropout(torch.cat([h.mean(-1), h.amax(-1)], 1)))
+    def frames_of(self, x: torch.Tensor) -> int:
+        """Grid steps S of a segment (x: Tensor[B, 2, S, P])."""
+        return self.steps

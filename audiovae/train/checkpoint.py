@@ -1,69 +1,23 @@
-"""Checkpoints: a folder with config.json + model.safetensors (what `audiovae.load` reads) and, for training runs,
-train_state.pt (optimizer, step, RNG: plain tensors and dicts, loadable with torch.load(weights_only=True)).
+"""Run checkpoints: run_dir/checkpoints/step_XXXXXXXX model folders with train_state.pt (optimizer, step, RNG:
+plain tensors and dicts, loadable with torch.load(weights_only=True)), and the LATEST pointer.
 
-Every write is atomic: a checkpoint is written into a hidden temporary folder and renamed into place, and the
-run's LATEST pointer is replaced with os.replace, so a process killed at any moment leaves either the old or the
-new checkpoint, never a torn one.
+Model folders themselves are read and written by :mod:`audiovae.checkpoint`; this module adds only what resuming
+a run needs. The LATEST pointer is replaced with os.replace, so a run killed at any moment points at a whole
+checkpoint.
 """
 from __future__ import annotations
 
-import json
-import os
 import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from .._atomic import atomic_dir, atomic_write_text
+from .._atomic import atomic_write_text
+from ..checkpoint import LATEST, resolve, unwrap, write_model_folder
 from ..errors import ConfigError
 
-FORMAT = "audiovae-checkpoint"
-FORMAT_VERSION = 1
-LATEST = "LATEST"
-
-
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module under DistributedDataParallel and torch.compile wrappers."""
-    while True:
-        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
-
-
-def model_config(model: torch.nn.Module) -> dict:
-    """The JSON-able description that rebuilds ``model``: class name, constructor kwargs, stats."""
-    model = unwrap(model)
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "model_class": type(model).__name__,
-        "model_args": model.init_args,
-        "conditions": list(model.conditions),
-        "frontend": getattr(model, "frontend", None) or None,
-        "latent_stats": getattr(model, "latent_stats", {}),
-    }
-
-
-def write_model_folder(folder: Path, model: torch.nn.Module, *, extra: dict | None = None,
-                       train_state: dict | None = None) -> Path:
-    """Write a complete checkpoint folder atomically (temporary sibling + rename). Returns ``folder``.
-
-    An existing folder of the same name is replaced only after the new one is complete.
-    """
-    folder = Path(folder)
-    with atomic_dir(folder, fsync=True) as tmp:
-        plain = unwrap(model)
-        config = model_config(plain) | (extra or {})
-        tensors = {k: v.detach().to("cpu").contiguous() for k, v in plain.state_dict().items()}
-        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": FORMAT})
-        (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
-        if train_state is not None:
-            torch.save(train_state, tmp / "train_state.pt")
-    return folder
+__all__ = ["save_run_checkpoint", "resolve_checkpoint", "load_train_state", "unwrap", "write_model_folder",
+           "atomic_write_text"]
 
 
 def save_run_checkpoint(run_dir: Path, model: torch.nn.Module, *, step: int, train_state: dict,
@@ -78,55 +32,9 @@ def save_run_checkpoint(run_dir: Path, model: torch.nn.Module, *, step: int, tra
     return folder
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint folder from: the folder itself, a run folder (its final model/, else its LATEST checkpoint),
-    or a run's checkpoints/ folder; or the name of a bundled model ("default-mel", "default-midi")."""
-    from ..pretrained import bundled_model_path, is_bundled_name
-
-    if is_bundled_name(path):
-        return bundled_model_path(path)
-    path = Path(path)
-    if (path / "config.json").is_file():
-        return path
-    if (path / "model" / "config.json").is_file():
-        return path / "model"
-    for root in (path / "checkpoints", path):
-        pointer = root / LATEST
-        if pointer.is_file():
-            target = root / pointer.read_text().strip()
-            if (target / "config.json").is_file():
-                return target
-    raise ConfigError(f"{path} is not a checkpoint: expected config.json and model.safetensors in it, "
-                      "or a run folder with checkpoints/LATEST")
-
-
-def read_config(folder: Path) -> dict:
-    try:
-        config = json.loads((Path(folder) / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read {folder}/config.json: {exc}") from exc
-    if config.get("format") != FORMAT:
-        raise ConfigError(f"{folder}/config.json is not an audiovae checkpoint (format={config.get('format')!r})")
-    return config
-
-
-def load_model(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Rebuild the model in a checkpoint, load its weights (safetensors, never pickle), eval mode."""
-    from ..models import MODEL_CLASSES
-
-    folder = resolve_checkpoint(path)
-    config = read_config(folder)
-    name = config.get("model_class")
-    if name not in MODEL_CLASSES:
-        raise ConfigError(f"{folder}: unknown model class {name!r}; known: {', '.join(sorted(MODEL_CLASSES))}")
-    model = MODEL_CLASSES[name](**config["model_args"])
-    state = load_file(str(folder / "model.safetensors"))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ConfigError(f"{folder}: weights do not fit {name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    model.latent_stats = config.get("latent_stats") or {}
-    model.checkpoint_path = folder
-    return model.to(device).eval()
+def resolve_checkpoint(path) -> Path:
+    """The model folder a run (or its checkpoints/ folder) points at; see :func:`audiovae.checkpoint.resolve`."""
+    return resolve(path)
 
 
 def load_train_state(folder: Path) -> dict:

@@ -25,12 +25,16 @@ class DistInfo:
 
 
 def init_distributed(device_kind: str) -> DistInfo:
-    """Join the process group torchrun describes (nccl on GPU, gloo on CPU); a no-op without torchrun."""
+    """Join the process group torchrun describes; a no-op without torchrun.
+
+    CPU runs use gloo. GPU runs use nccl for CUDA tensors and gloo for CPU tensors, so the small CPU-side
+    agreements (:func:`all_reduce_max`, weight checksums) work beside the gradient all-reduce.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+        dist.init_process_group(backend="cpu:gloo,cuda:nccl" if device_kind == "cuda" else "gloo")
     return DistInfo(rank=dist.get_rank(), local_rank=int(os.environ.get("LOCAL_RANK", "0")), world_size=world)
 
 
@@ -45,6 +49,20 @@ def all_reduce_mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
         value /= info.world_size
     return value
+
+
+def all_reduce_max(values: list[float], info: DistInfo) -> list[float]:
+    """The element-wise maximum of ``values`` over all ranks, in one collective on a CPU float64 tensor.
+
+    Every rank must call it at the same point with a list of the same length; they all get the same answer.
+    This is how ranks agree on decisions one of them may take alone (a 0/1 flag: "any rank says yes") and on a
+    clock (the largest reading of all ranks). In a single process it returns ``values`` unchanged, at no cost.
+    """
+    if not info.enabled:
+        return [float(v) for v in values]
+    tensor = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return tensor.tolist()
 
 
 def shutdown(info: DistInfo) -> None:

@@ -7,69 +7,27 @@ import torch
 
 from ..audio.io import write_wav
 from ..audio.plots import save_mel_png
-from ..errors import AudioVAEError
 from ..models.mel_vae import MelVAE
-from ..models.posterior import active_units, beta_at, kl_with_free_bits
-from .checkpoint import unwrap
+from ..audio.reconstruction import evaluate_clips, mel_spectral_convergence
+from ..models.posterior import beta_at, kl_with_free_bits
+from ..checkpoint import unwrap
 from .task import Task
-
-
-def mel_spectral_convergence(mel: torch.Tensor, mel_hat: torch.Tensor) -> torch.Tensor:
-    """||exp(x) - exp(x_hat)||_F / ||exp(x)||_F per item. mel, mel_hat: Tensor[B, n_mels, frames] log-mel -> [B].
-
-    The estimate is clamped at log-magnitude 12 (far above any normalised clip's peak) so an untrained decoder's
-    large outputs cannot overflow float32 to inf.
-    """
-    target, estimate = mel.float().exp(), mel_hat.float().clamp_max(12.0).exp()
-    return torch.linalg.vector_norm((target - estimate).flatten(1), dim=1) / torch.linalg.vector_norm(
-        target.flatten(1), dim=1).clamp_min(1e-8)
-
-
-@torch.no_grad()
-def evaluate_clips(model: MelVAE, clips, device=None) -> dict[str, float]:
-    """Held-out reconstruction of whole clips through the posterior mode.
-
-    clips: iterable of (name, log-mel Tensor[n_mels, frames], genre_id). Returns means over clips of
-    log-mel L1, spectral convergence of mel magnitudes, KL per latent frame (nats), negative ELBO per input frame
-    (nats), and the number of active latent channels.
-    """
-    device = device or next(model.parameters()).device
-    sums = {"l1": 0.0, "sc": 0.0, "kl": 0.0, "nelbo": 0.0}
-    means, count = [], 0
-    for _, mel, genre in clips:
-        x = mel.to(device).unsqueeze(0)
-        cond = torch.tensor([genre], device=device) if model.conditions and genre >= 0 else None
-        posterior = model.encode(x, cond)
-        x_hat = model.decode(posterior.mode(), cond, frames=x.shape[-1])
-        kl = posterior.kl_per_item()
-        sums["l1"] += float((x - x_hat).abs().mean())
-        sums["sc"] += float(mel_spectral_convergence(x, x_hat)[0])
-        sums["kl"] += float(kl[0]) / posterior.mean.shape[-1]
-        sums["nelbo"] += float(model.reconstruction_nll(x, x_hat)[0] + kl[0]) / x.shape[-1]
-        means.append(posterior.mean[0].transpose(0, 1).cpu())  # [T', C]
-        count += 1
-    if count == 0:
-        raise AudioVAEError("no clips to evaluate")
-    pooled = torch.cat(means)  # [sum T', C]
-    return {"val/logmel_l1": sums["l1"] / count, "val/spectral_convergence": sums["sc"] / count,
-            "val/kl_per_latent_frame": sums["kl"] / count, "val/nelbo_per_frame": sums["nelbo"] / count,
-            "val/active_units": float(active_units(pooled)), "val/clips": float(count)}
 
 
 class MelTask(Task):
     name = "mel_vae"
+    monitor = ("val/spectral_convergence", "min")  # the figure train.stop_on_plateau watches
 
     def build_datasets(self):
         from ..data.audio_folder import AudioFolder
 
         d = self.recipe.data
-        if not d.path:
-            raise AudioVAEError("no data folder given: pass --data DIR (or set data.path in the recipe)")
-        cache_dir = Path(d.cache_dir) if d.cache_dir else self.run_dir / "cache"
+        path, cache_dir = self.data_location()
         self.train_set, self.val_set = AudioFolder.splits(
-            d.path, cache_dir=cache_dir, mel_config=self.recipe.mel_config, val_fraction=d.val_fraction,
+            path, cache_dir=cache_dir, mel_config=self.recipe.mel_config, val_fraction=d.val_fraction,
             crop_frames=d.crop_frames, labels=d.labels, normalization=d.normalization, min_seconds=d.min_seconds,
-            workers=d.workers, seed=self.recipe.train.seed, progress=self.progress)
+            workers=d.workers, seed=self.recipe.train.seed, split_group=d.split_group,
+            length_weighted=d.length_weighted, progress=self.progress)
         self.genres = list(self.train_set.genres) if d.labels else []
         return self.train_set, self.val_set
 
@@ -78,7 +36,7 @@ class MelTask(Task):
 
     def build_model(self) -> MelVAE:
         args = dict(self.recipe.model)
-        args.update(n_mels=self.recipe.mel_config.n_mels, genres=self.genres, frontend=self.recipe.mel_config.to_dict())
+        args.update(genres=self.genres, frontend=self.recipe.mel_config)
         return MelVAE(**args)
 
     def losses(self, model, batch, step: int) -> dict[str, torch.Tensor]:

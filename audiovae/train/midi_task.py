@@ -10,8 +10,9 @@ import torch
 from ..errors import AudioVAEError
 from ..midi.pianoroll import RollConfig
 from ..models.pianoroll_cvae import PianoRollCVAE
-from ..models.posterior import active_units, beta_at, kl_with_free_bits
-from .checkpoint import unwrap
+from ..checkpoint import unwrap
+from ..midi.reconstruction import batches, reconstruction_metrics
+from ..models.posterior import beta_at, kl_with_free_bits
 from .config import Recipe
 from .task import Task
 
@@ -33,62 +34,19 @@ def hop_steps_from(recipe: Recipe) -> int:
     return (d.hop_bars or d.segment_bars) * d.beats_per_bar * d.steps_per_quarter
 
 
-def batches(segments: np.ndarray, genre_ids: np.ndarray, batch_size: int = 256):
-    """Yield (rolls float32 Tensor[b, 2, S, P], genre ids int64 Tensor[b]) over bool segments [N, 2, S, P]."""
-    for start in range(0, len(segments), batch_size):
-        yield (torch.from_numpy(segments[start:start + batch_size].astype(np.float32)),
-               torch.from_numpy(np.asarray(genre_ids[start:start + batch_size], dtype=np.int64)))
-
-
-def f1_score(tp: float, fp: float, fn: float) -> float:
-    return 2 * tp / max(2 * tp + fp + fn, 1.0)
-
-
-@torch.no_grad()
-def reconstruction_metrics(model: PianoRollCVAE, segments: np.ndarray, genre_ids: np.ndarray, *,
-                           batch_size: int = 256) -> dict[str, float]:
-    """Held-out reconstruction through the posterior mode, thresholded at 0.5.
-
-    segments: bool [N, 2, S, P]; genre_ids: int64 [N] (-1 = unknown; ignored by unconditional models).
-    Returns micro onset/sustain F1 over all cells, KL (nats per segment), negative ELBO (nats per segment,
-    reconstruction at the posterior mode), active latent units and the segment count.
-    """
-    if len(segments) == 0:
-        raise AudioVAEError("no segments to evaluate (is the validation split empty? raise data.val_fraction)")
-    device = next(model.parameters()).device
-    counts = np.zeros((2, 3))  # [onset, sustain] x [tp, fp, fn]
-    kl_sum = nll_sum = 0.0
-    means = []
-    for x, genre in batches(segments, genre_ids, batch_size):
-        x = x.to(device)
-        cond = genre.to(device) if model.conditions else None
-        posterior = model.encode(x, cond)
-        logits = model.decode(posterior.mode(), cond)
-        predicted, truth = logits > 0, x > 0.5
-        for channel in range(2):
-            p, t = predicted[:, channel], truth[:, channel]
-            counts[channel] += [float((p & t).sum()), float((p & ~t).sum()), float((~p & t).sum())]
-        kl_sum += float(model.latent_kl(posterior, cond).sum())
-        nll_sum += float(model.reconstruction_nll(x, logits).sum())
-        means.append(posterior.mean.cpu())
-    n = len(segments)
-    return {"val/onset_f1": f1_score(*counts[0]), "val/sustain_f1": f1_score(*counts[1]), "val/kl": kl_sum / n,
-            "val/nelbo": (nll_sum + kl_sum) / n, "val/active_units": float(active_units(torch.cat(means))),
-            "val/segments": float(n)}
-
-
 class MidiTask(Task):
     name = "midi_cvae"
+    monitor = ("val/nelbo", "min")  # the figure train.stop_on_plateau watches
 
     def build_datasets(self):
         from ..data.midi_folder import MidiFolder
 
         d = self.recipe.data
-        if not d.path:
-            raise AudioVAEError("no data folder given: pass --data DIR (or set data.path in the recipe)")
-        cache_dir = Path(d.cache_dir) if d.cache_dir else self.run_dir / "cache"
+        path, cache_dir = self.data_location()
+        if not isinstance(path, str):
+            raise AudioVAEError(f"the MIDI task trains on one folder; data.path lists {len(path)}: {path}")
         self.roll_config = roll_config_from(self.recipe)
-        self.train_set = MidiFolder(d.path, cache_dir=cache_dir, split="train", val_fraction=d.val_fraction,
+        self.train_set = MidiFolder(path, cache_dir=cache_dir, split="train", val_fraction=d.val_fraction,
                                     config=self.roll_config, hop_steps=hop_steps_from(self.recipe),
                                     transpose=d.transpose, workers=d.workers, use_genres=d.labels,
                                     progress=self.progress)

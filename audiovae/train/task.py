@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import AudioVAEError
 from .config import Recipe
 from .distributed import DistInfo
 
@@ -17,6 +18,7 @@ class Task:
     """
 
     name = "task"
+    monitor: tuple[str, str] | None = None  # ("val/<figure>", "min" | "max"): what train.stop_on_plateau watches
 
     def __init__(self, recipe: Recipe, run_dir: Path, dist: DistInfo, *, progress: bool = True):
         self.recipe, self.run_dir, self.dist, self.progress = recipe, Path(run_dir), dist, progress
@@ -24,6 +26,14 @@ class Task:
 
     def build_datasets(self) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset]:
         raise NotImplementedError
+
+    def data_location(self) -> tuple[str, Path]:
+        """(the data folder, the cache folder: data.cache_dir, else <run>/cache); AudioVAEError when no data
+        folder was given."""
+        d = self.recipe.data
+        if not d.path:
+            raise AudioVAEError("no data folder given: pass --data DIR (or set data.path in the recipe)")
+        return d.path, Path(d.cache_dir) if d.cache_dir else self.run_dir / "cache"
 
     def build_model(self) -> torch.nn.Module:
         raise NotImplementedError

@@ -141,6 +141,16 @@ def build_genre(genre: str, sources: list[str], out: Path, *, limit: int, resume
     folder.mkdir(parents=True, exist_ok=True)
     result, names = GenreResult(), set()
     bar = tqdm(total=limit, desc=genre, unit="file", disable=not progress, leave=True)
+
+    def kept_from_before(name: str) -> bool:
+        """With --resume, a file already in the folder counts toward the limit and is not written again."""
+        if not (resume and (folder / name).is_file()):
+            return False
+        names.add(name)
+        result.kept += 1
+        bar.update()
+        return True
+
     for source in selected(genre, sources):
         if result.total >= limit:
             break
@@ -148,10 +158,7 @@ def build_genre(genre: str, sources: list[str], out: Path, *, limit: int, resume
         bar.set_postfix_str(label, refresh=False)
         collection = source.lower().endswith(COLLECTION_SUFFIX)
         first = output_name(genre, source, 0, collection=collection)
-        if resume and not collection and (folder / first).is_file() and first not in names:
-            names.add(first)
-            result.kept += 1
-            bar.update()
+        if not collection and first not in names and kept_from_before(first):
             continue
         try:
             with warnings.catch_warnings():
@@ -168,11 +175,9 @@ def build_genre(genre: str, sources: list[str], out: Path, *, limit: int, resume
             if name in names:
                 skips.add(genre, "duplicate encoding", f"{label} -> {name}")
                 continue
-            names.add(name)
-            if resume and (folder / name).is_file():
-                result.kept += 1
-                bar.update()
+            if kept_from_before(name):
                 continue
+            names.add(name)
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
