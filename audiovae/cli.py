@@ -100,8 +100,9 @@ def cmd_sample(args) -> int:
     frames = config.num_frames(int(args.seconds * config.sample_rate))
     cond = genre_condition(model, args.genre)
     out = Path(args.out)
+    guidance = model.guidance if args.guidance is None else args.guidance
     z = prior_samples(model, args.n, temperature=args.temperature, seed=args.seed,
-                      frames=model.latent_frames(frames), cond=cond)
+                      frames=model.latent_frames(frames), cond=cond, guidance=guidance)
     with torch.no_grad():
         for i in range(args.n):
             mel = model.decode(z[i:i + 1], cond, frames=frames)[0]
@@ -111,13 +112,48 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_continue(args) -> int:
+    import torch
+
+    from .audio.io import write_wav
+    from .genres import genre_condition
+    from .inference import clip_to_mel, mel_to_waveform, model_mel_config
+
+    if args.seconds <= 0 or args.temperature < 0:
+        raise AudioVAEError(f"need --seconds > 0 and --temperature >= 0; got {args.seconds}, {args.temperature}")
+    model = shared.load_model_for(args, "audio")
+    if model.latent_prior is None:
+        raise AudioVAEError(f"{args.model} has no learned prior to continue a clip with; fit one with "
+                            "recipes/mel_prior.toml")
+    config = model_mel_config(model)
+    guidance = model.guidance if args.guidance is None else args.guidance
+    with torch.no_grad():
+        mel = clip_to_mel(model, args.input)[None]
+        cond = genre_condition(model, args.genre)
+        z = model.encode(mel, cond).mode()
+        extra = model.latent_frames(config.num_frames(int(args.seconds * config.sample_rate)))
+        generator = torch.Generator().manual_seed(args.seed)
+        eps = torch.randn(1, z.shape[1], extra, generator=generator).to(z) * args.temperature
+        z = torch.cat([z, model.latent_from_noise(eps, cond, guidance=guidance, prefix=z)], -1)
+        out = model.decode(z, cond)[0]
+        wav = mel_to_waveform(model, out, n_iter=args.n_iter)
+    write_wav(args.out, wav, config.sample_rate)
+    if args.png:
+        from .audio.plots import save_mel_png
+
+        save_mel_png(args.png, [out], [f"{Path(args.input).name} + {args.seconds:g} s continued"],
+                     frames_per_second=config.frames_per_second)
+    print(f"wrote {args.out} ({len(wav) / config.sample_rate:.1f} s: the clip, then {args.seconds:g} s from the prior)")
+    return 0
+
+
 def cmd_blend(args) -> int:
     import torch
 
     from .audio.io import write_wav
     from .genres import genre_condition
     from .inference import clip_to_mel, mel_to_waveform, model_mel_config
-    from .latent import interpolate
+    from .latent import latent_blend
 
     if not 0.0 <= args.alpha <= 1.0:
         raise AudioVAEError(f"--alpha must be in [0, 1], got {args.alpha}")
@@ -128,8 +164,8 @@ def cmd_blend(args) -> int:
         cond = genre_condition(model, args.genre)
         z_a = model.encode(mel_a[None, :, :frames], cond).mode()[0]
         z_b = model.encode(mel_b[None, :, :frames], cond).mode()[0]
-        z = interpolate(z_a, z_b, args.alpha, method=args.method, dim=0)
-        mel = model.decode(z[None], cond, frames=frames)[0]
+        z, _ = latent_blend(model, z_a[None], z_b[None], args.alpha, method=args.method, cond_a=cond, cond_b=cond)
+        mel = model.decode(z, cond, frames=frames)[0]
         wav = mel_to_waveform(model, mel, n_iter=args.n_iter)
     write_wav(args.out, wav, model_mel_config(model).sample_rate)
     print(f"wrote {args.out}")
@@ -234,9 +270,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=4.0, help="length of each clip [default: 4]")
     shared.add_temperature(p, 1.0)
     shared.add_seed(p)
+    shared.add_guidance(p)
     p.add_argument("--out", required=True, help="folder for sample_NNN.wav/.png")
     shared.add_decoding(p)
     p.set_defaults(func=cmd_sample)
+
+    p = verbs.add_parser("continue", help="let the model's prior carry a clip on",
+                         description="Encode a clip, then draw --seconds more latent frames from the model's learned "
+                         "prior, each conditioned on everything before it (the clip first), and decode and vocode "
+                         "the whole. Needs a model with a learned prior (recipes/mel_prior.toml).")
+    shared.add_model(p, "audio")
+    p.add_argument("input", help="audio file to continue")
+    p.add_argument("--seconds", type=float, default=5.0, help="how much to add [default: 5]")
+    shared.add_temperature(p, 1.0)
+    shared.add_seed(p)
+    shared.add_guidance(p)
+    p.add_argument("--out", required=True, help="WAV file to write (the clip and its continuation)")
+    p.add_argument("--png", help="also write the mel picture here")
+    shared.add_decoding(p)
+    p.set_defaults(func=cmd_continue)
 
     p = verbs.add_parser("blend", help="blend two clips by latent interpolation",
                          description="Encode A and B (cropped to the shorter), interpolate their latents frame by "
@@ -245,7 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("a", help="first audio file (alpha = 0)")
     p.add_argument("b", help="second audio file (alpha = 1)")
     p.add_argument("--alpha", type=float, default=0.5, help="0 = A, 1 = B [default: 0.5]")
-    p.add_argument("--method", choices=("slerp", "lerp"), default="slerp", help="interpolation [default: slerp]")
+    p.add_argument("--method", choices=("slerp", "lerp", "noise"), default="slerp",
+                   help="slerp or lerp of the latents, or noise: slerp in the noise space of the model's learned "
+                   "prior, for even steps [default: slerp]")
     p.add_argument("--out", required=True, help="WAV file to write")
     shared.add_decoding(p)
     p.set_defaults(func=cmd_blend)

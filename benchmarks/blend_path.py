@@ -20,26 +20,25 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import audiovae  # noqa: E402
-from audiovae.audio.classify import held_out_accuracy, predict_proba, train_audio_classifier  # noqa: E402
-from audiovae.data.audio_folder import AudioFolder  # noqa: E402
+from _judges import data_split, get_classifier, named_items  # noqa: E402
+from audiovae.audio.classify import held_out_accuracy, predict_proba  # noqa: E402
 from audiovae.errors import AudioVAEError  # noqa: E402
 from audiovae.latent import blend_genres, centroids_from_folder, genre_centroids, interpolate_temporal  # noqa: E402
-from audiovae.checkpoint import load as load_model  # noqa: E402
-from audiovae.checkpoint import read_config, write_model_folder  # noqa: E402
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="default-mel", help="mel model folder or run folder [default: default-mel]")
-    p.add_argument("--data", required=True, help="audio folder with genre subfolders (the model's training data)")
+    p.add_argument("--data", required=True, action="append",
+                   help="audio folder with genre subfolders (the model's training data; repeat for several)")
     p.add_argument("--genre-a", required=True, help="genre the paths start from")
     p.add_argument("--genre-b", required=True, help="genre the paths go to")
     p.add_argument("--classifier", help="classifier folder: loaded when it exists, else trained and written there")
@@ -51,39 +50,6 @@ def parse_args(argv=None):
     p.add_argument("--vocode", action="store_true", help="classify Griffin-Lim audio re-analysed to log-mel")
     p.add_argument("--threads", type=int, default=1, help="torch threads [1]")
     return p.parse_args(argv)
-
-
-def data_split(model, data: str, cache: str):
-    """(train, val) AudioFolders split by file with the model's recipe settings (defaults when it has none)."""
-    recipe = read_config(model.checkpoint_path).get("recipe") or {}
-    d = recipe.get("data", {})
-    return AudioFolder.splits(data, cache_dir=cache, mel_config=model.frontend, val_fraction=d.get("val_fraction", 0.1),
-                              normalization=d.get("normalization", "peak"), min_seconds=d.get("min_seconds", 0.5),
-                              workers=2, progress=False)
-
-
-def named_items(dataset) -> list[tuple[torch.Tensor, str]]:
-    return [(mel, dataset.genres[g]) for _, mel, g in dataset.eval_items() if g >= 0]
-
-
-def get_classifier(args, model, train_items, genres):
-    folder = Path(args.classifier) if args.classifier else None
-    if folder is not None and (folder / "config.json").is_file():
-        classifier = load_model(folder)
-        if classifier.genres != genres or classifier.frontend != model.frontend:
-            raise AudioVAEError(f"the classifier in {folder} was trained on other genres or another front end; "
-                                "remove it or give another --classifier folder")
-        print(f"classifier: loaded from {folder}")
-        return classifier
-    started = time.perf_counter()
-    classifier = train_audio_classifier(train_items, genres, frontend=model.frontend, steps=args.classifier_steps,
-                                        log=None)
-    print(f"classifier: trained on {len(train_items)} clips, {args.classifier_steps} steps, "
-          f"{time.perf_counter() - started:.0f} s")
-    if folder is not None:
-        write_model_folder(folder, classifier)
-        print(f"classifier: written to {folder}")
-    return classifier
 
 
 @torch.no_grad()
@@ -130,7 +96,7 @@ def main(argv=None) -> int:
     if model.conditions and list(model.conditions) != genres:
         raise AudioVAEError(f"the model's genres {model.conditions} differ from the data's {genres}")
     train_items, val_items = named_items(train), named_items(val)
-    classifier = get_classifier(args, model, train_items, genres)
+    classifier = get_classifier(args.classifier, model, train_items, genres, steps=args.classifier_steps)
     acc = held_out_accuracy(classifier, val_items)
     print(f"classifier held-out accuracy: {acc['accuracy']:.1%} of {acc['clips']} clips (split by file); per genre: "
           + ", ".join(f"{g} {v:.0%}" for g, v in acc["per_genre"].items()))

@@ -270,19 +270,24 @@ def test_loudest_window_and_finish():
 
 
 def test_make_examples_cuts_one_held_out_clip_per_genre(make_audio_folder, tmp_path, capsys):
-    data = make_audio_folder({"folk": 6, "jazz": 6})
+    rendered = make_audio_folder({"folk": 6, "jazz": 6}, name="rendered")
+    real = make_audio_folder({"rock": 6}, name="real")
     out = tmp_path / "examples"
-    assert mx.main(["--data", str(data), "--out", str(out), "--seconds", "0.5", "--workers", "0",
-                    "--no-progress"]) == 0
-    _, val = AudioFolder.splits(data, cache_dir=tmp_path / "cache", workers=0, progress=False)
-    held_out = {c.rel for c in val.clips}
+    assert mx.main(["--data", str(rendered), "--data", str(real), "--licence", "CC0 rendered", "--licence",
+                    "CC BY-SA real", "--out", str(out), "--seconds", "0.5", "--workers", "0", "--no-progress"]) == 0
+    _, val = AudioFolder.splits([rendered, real], cache_dir=tmp_path / "cache", workers=0, progress=False)
+    held_out = {f"{root.name}/{c.rel}" for c in val.clips for root in (rendered, real)
+                if c.path.is_relative_to(root)}
     readme = (out / "README.md").read_text()
-    for genre in ("folk", "jazz"):
+    for genre in ("folk", "jazz", "rock"):
         clip = out / f"{genre}.ogg"
         wav, rate = sf.read(str(clip), dtype="float32")
         assert rate == 22050 and wav.ndim == 1 and len(wav) == int(0.5 * 22050)
         assert 0.7 < np.abs(wav).max() < 1.2  # peak 0.95 before the lossy Ogg Vorbis encoding
         row = next(line for line in readme.splitlines() if line.startswith(f"| {genre}.ogg |"))
         assert row.split(" | ")[1] in held_out
-    assert "Licence:" in readme and "2 examples" in capsys.readouterr().out
+    assert "- `rendered/`: CC0 rendered" in readme and "- `real/`: CC BY-SA real" in readme
+    assert "3 examples" in capsys.readouterr().out
     assert not list(out.glob(".*"))
+    with pytest.raises(SystemExit):
+        mx.main(["--data", str(rendered), "--data", str(real), "--out", str(out)])  # one licence per folder

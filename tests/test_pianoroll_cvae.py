@@ -109,11 +109,11 @@ def test_autoregressive_prior_round_trip_and_kl():
         assert not torch.allclose(model.latent_from_noise(eps, torch.tensor([1] * 4)), z)  # depends on the genre
         # the eval-mode KL equals -log p(z) + log q(z) terms computed by hand for position 0 (no history)
         kl = model.latent_kl(posterior, genre)
-        mean, logvar = model.latent_prior.params(model._chunks(posterior.mean), model.embed_condition(genre, 4, "cpu"))
-        q_mean = model._chunks(posterior.mean)[:, 0]
-        q_logvar = model._chunks(posterior.logvar)[:, 0]
+        mean, logvar = model.latent_prior.params(model.to_sequence(posterior.mean), model.embed_condition(genre, 4, "cpu"))
+        q_mean = model.to_sequence(posterior.mean)[:, 0]
+        q_logvar = model.to_sequence(posterior.logvar)[:, 0]
         manual = 0.5 * (logvar[:, 0] - q_logvar + (q_logvar.exp() + (q_mean - mean[:, 0]) ** 2) / logvar[:, 0].exp() - 1)
-        assert torch.allclose(model._chunks(kl)[:, 0], manual, atol=1e-5)
+        assert torch.allclose(model.to_sequence(kl)[:, 0], manual, atol=1e-5)
     assert bool((kl >= -1e-5).all())
 
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 import audiovae
@@ -340,3 +341,37 @@ def test_plateau_without_the_watched_figure_is_a_clear_error(tmp_path, make_audi
     with pytest.raises(AudioVAEError, match=r"watches val/spectral_convergence, but validation gave only \['val/other'\]"):
         train(recipe, tmp_path / "run", progress=False, log=lines.append)
     assert lines[-1].startswith("stopped: error: train.stop_on_plateau watches val/spectral_convergence")
+
+
+def test_moving_average_weights_are_validated_published_and_resumed(tmp_path, make_audio_folder):
+    from safetensors.torch import load_file
+
+    from audiovae.train.checkpoint import load_train_state
+
+    data = make_audio_folder({"a": 2, "b": 2})
+    common = [f'data.path="{data}"', "train.threads=1", "train.ema_decay=0.9", "train.checkpoint_every=4", *FAST]
+    run = tmp_path / "run"
+    train(load_recipe(RECIPES / "mel_vae_tiny.toml", common), run, progress=False, log=lambda *_: None)
+    final = load_file(str(run / "model" / "model.safetensors"))
+    last = audiovae.load(run / "checkpoints").checkpoint_path
+    live = load_file(str(last / "model.safetensors"))
+    saved_ema = load_train_state(last)["ema"]
+    assert json.loads((run / "model" / "config.json").read_text())["training"]["weights"] == "moving average"
+    for key, value in saved_ema.items():
+        assert torch.equal(final[key], value), key  # the published model is the average
+    assert any(not torch.equal(final[k], live[k]) for k in saved_ema)  # which is not the last step's weights
+    longer = load_recipe(RECIPES / "mel_vae_tiny.toml", common + ["train.max_steps=16"])
+    train(longer, run, resume_run=True, progress=False, log=lambda *_: None)
+    resumed = load_train_state(audiovae.load(run / "checkpoints").checkpoint_path)["ema"]
+    assert set(resumed) == set(saved_ema) and any(not torch.equal(resumed[k], saved_ema[k]) for k in resumed)
+
+
+def test_one_run_trains_on_several_folders(tmp_path, make_audio_folder):
+    first = make_audio_folder({"organ": 2, "violin": 2}, name="first")
+    second = make_audio_folder({"violin": 2, "voice": 2}, name="second")
+    result = _run_cli("train", str(RECIPES / "mel_vae_tiny.toml"), "--data", str(first), "--data", str(second),
+                      "--out", str(tmp_path / "run"), "--no-progress", *_sets("train.threads=1", *FAST))
+    assert result.returncode == 0, result.stderr
+    assert audiovae.load(tmp_path / "run").conditions == ["organ", "violin", "voice"]
+    resolved = (tmp_path / "run" / "recipe.resolved.toml").read_text()
+    assert str(first.resolve()) in resolved and str(second.resolve()) in resolved

@@ -81,7 +81,10 @@ def _blend_tab(mel: LoadedModel, *, max_seconds: float, out_dir: str, examples) 
         gr.Examples(examples=pairs, inputs=[clip_a, clip_b], label="example pairs")
     with gr.Row():
         alpha = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="α: 0 = A, 1 = B", elem_id="blend-alpha")
-        method = gr.Radio(["slerp", "lerp"], value="slerp", label="interpolation")
+        methods = [("slerp", "slerp"), ("lerp", "lerp")]
+        if model.latent_prior is not None:
+            methods.append(("prior noise (even steps)", "noise"))
+        method = gr.Radio(methods, value="slerp", label="interpolation")
         align = gr.Radio([("crop to the shorter", "crop"), ("loop the shorter", "loop"),
                           ("stretch the shorter", "stretch")], value="crop", label="clips of unequal length")
         strip = gr.Checkbox(label=f"morph strip ({handlers.STRIP_STEPS} steps from A to B)", elem_id="blend-strip-on")

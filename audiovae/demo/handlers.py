@@ -27,8 +27,8 @@ from ..audio.io import write_wav
 from ..errors import AudioReadError, AudioVAEError, ConfigError
 from ..genres import check_genre
 from ..inference import clip_to_mel, mel_to_waveform, model_mel_config
-from ..latent import blend_genres, condition_weights, interpolate_temporal, prior_samples
-from ..latent.align import ALIGN_MODES, METHODS
+from ..latent import BLEND_METHODS, align_latents, blend_genres, condition_weights, latent_blend, prior_samples
+from ..latent.align import ALIGN_MODES
 
 STRIP_STEPS = 5            # alphas 0, 0.25, 0.5, 0.75, 1
 STRIP_GAP_S = 0.3          # silence between the steps of a morph strip
@@ -188,13 +188,14 @@ def blend_clips(model, path_a, path_b, *, alpha: float = 0.5, method: str = "sle
                 out_dir: str | os.PathLike, progress: Progress = None) -> BlendResult:
     """Blend two clips in the mel VAE's latent space: z = interpolate(z_A, z_B, alpha) frame by frame.
 
-    alpha: 0 = A, 1 = B. method: "slerp" or "lerp". align: how clips of unequal length meet ("crop" to the
+    alpha: 0 = A, 1 = B. method: "slerp" or "lerp" of the latents, or "noise" (slerp in the noise space of the
+    model's prior, see :func:`audiovae.latent.latent_blend`). align: how clips of unequal length meet ("crop" to the
     shorter, "loop" or "stretch" the shorter to the longer). strip: also render a morph strip, alphas 0..1 in
     STRIP_STEPS steps with STRIP_GAP_S s of silence between. The blend lasts (frames - 1) * hop_length samples,
     frames being the shorter clip's mel frames for "crop", the longer's otherwise.
     """
     alpha = _check_range("α", alpha, 0.0, 1.0)
-    method = _check_choice("the interpolation", method, METHODS)
+    method = _check_choice("the interpolation", method, BLEND_METHODS)
     align = _check_choice("the length alignment", align, ALIGN_MODES)
     _report(progress, 0.0, "reading clips")
     mel_a = read_clip(model, path_a, label="Clip A", max_seconds=max_seconds)
@@ -203,7 +204,8 @@ def blend_clips(model, path_a, path_b, *, alpha: float = 0.5, method: str = "sle
     z_a, z_b = _encode(model, mel_a), _encode(model, mel_b)
     frames = (min if align == "crop" else max)(mel_a.shape[-1], mel_b.shape[-1])
     alphas = [alpha] + ([i / (STRIP_STEPS - 1) for i in range(STRIP_STEPS)] if strip else [])
-    z = torch.stack([interpolate_temporal(z_a, z_b, a, method=method, align=align) for a in alphas])
+    z_a, z_b = align_latents(z_a, z_b, mode=align)
+    z = torch.cat([latent_blend(model, z_a[None], z_b[None], a, method=method)[0] for a in alphas])
     mels = model.decode(z, None, frames=frames)
     config = model_mel_config(model)
     out = fresh_dir(out_dir, "blend")
@@ -241,7 +243,8 @@ def sample_prior(model, *, genre: str | None = None, seconds: float = 4.0, tempe
     frames = config.num_frames(int(seconds * config.sample_rate))
     _report(progress, 0.1, "sampling")
     cond = condition_weights(model, {genre: 1.0}) if genre else None
-    z = prior_samples(model, 1, temperature=temperature, seed=int(seed), frames=model.latent_frames(frames), cond=cond)
+    z = prior_samples(model, 1, temperature=temperature, seed=int(seed), frames=model.latent_frames(frames), cond=cond,
+                      guidance=model.guidance)
     mel = model.decode(z, cond, frames=frames)[0]
     _report(progress, 0.4, "vocoding")
     label = genre or "no genre"

@@ -18,6 +18,7 @@ from ..audio.features import MelConfig
 from .base import saves_init_args
 from .blocks import Stage
 from .posterior import DiagonalGaussian
+from .prior import TemporalPrior
 from .protocol import LatentModelBase
 
 
@@ -35,6 +36,10 @@ class MelVAE(LatentModelBase):
         cond_dim: genre embedding size. cond_dropout: training probability of the "no genre" embedding.
         recon_scale: Laplace scale b of p(x|z) in log-mel units (nats are computed with it).
         input_shift, input_scale: x is fed to the network as (x - shift) / scale.
+        prior: "standard" (every latent frame N(0, I)) or "autoregressive" (a genre-conditioned
+            :class:`~audiovae.models.prior.TemporalPrior` over the latent frames, usually fitted as a second stage
+            on a trained model's latents: recipes/mel_prior.toml). prior_hidden: its GRU size.
+        guidance: the default classifier-free guidance weight of sampling from the learned prior.
     """
 
     modality = "audio"
@@ -42,7 +47,7 @@ class MelVAE(LatentModelBase):
     def __init__(self, *, frontend: MelConfig | dict | None = None, hidden: int = 256, latent_channels: int = 32,
                  downsample_stages: int = 2, blocks_per_stage: int = 2, mid_blocks: int | None = None, genres: list[str] | tuple[str, ...] = (), cond_dim: int = 32,
                  cond_dropout: float = 0.1, recon_scale: float = 0.1, input_shift: float = -5.0,
-                 input_scale: float = 2.5):
+                 input_scale: float = 2.5, prior: str = "standard", prior_hidden: int = 256, guidance: float = 0.0):
         super().__init__(genres=genres, cond_dim=cond_dim, cond_dropout=cond_dropout)
         self.frontend = MelConfig.from_any(frontend)
         self.n_mels, self.latent_channels = self.frontend.n_mels, latent_channels
@@ -63,6 +68,11 @@ class MelVAE(LatentModelBase):
         self.dec_up = nn.ModuleList(nn.ConvTranspose1d(hidden, hidden, 4, stride=2, padding=1) for _ in range(downsample_stages))
         self.dec_stages = nn.ModuleList(Stage(hidden, blocks_per_stage, cdim) for _ in range(downsample_stages))
         self.dec_out = nn.Conv1d(hidden, n_mels, 3, padding=1)
+        if prior not in ("standard", "autoregressive"):
+            raise ValueError(f"prior must be 'standard' or 'autoregressive', got {prior!r}")
+        self.guidance = float(guidance)
+        if prior == "autoregressive":
+            self.latent_prior = TemporalPrior(latent_channels, cdim, prior_hidden)
 
     # --- model protocol ---------------------------------------------------------------------------------
     @property
@@ -72,6 +82,13 @@ class MelVAE(LatentModelBase):
 
     def latent_frames(self, frames: int) -> int:
         return math.ceil(frames / self.time_downsample)
+
+    def to_sequence(self, z: torch.Tensor) -> torch.Tensor:
+        """z: Tensor[B, C, T'] -> the prior's view Tensor[B, T', C] (latent frames in time order)."""
+        return z.transpose(1, 2)
+
+    def from_sequence(self, sequence: torch.Tensor) -> torch.Tensor:
+        return sequence.transpose(1, 2)
 
     def encode(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> DiagonalGaussian:
         """x: Tensor[B, n_mels, frames] natural-log mel -> q(z|x): Tensor[B, C, ceil(frames/time_downsample)]."""

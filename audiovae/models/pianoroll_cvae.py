@@ -9,7 +9,7 @@ and gives independent Bernoulli logits for every onset and sustain cell.
 q(z | roll, genre) = N(mean, diag(exp(logvar))), z: Tensor[B, latent_dim]; p(roll | z, genre) Bernoulli. The
 prior is N(0, I) over a noise vector eps: Tensor[B, latent_dim]. With ``prior="standard"`` z = eps. With
 ``prior="autoregressive"`` z = f(eps, genre), an affine autoregressive map over the latent positions (z_t =
-mean_t(z_<t, genre) + std_t(z_<t, genre) * eps_t, see :class:`LatentPrior`), trained jointly through the KL term;
+mean_t(z_<t, genre) + std_t(z_<t, genre) * eps_t, see :class:`~audiovae.models.prior.TemporalPrior`), trained jointly through the KL term;
 it lets one genre's latents sit where that genre's music lives, so decoding a prior sample with the genre it was
 drawn for gives music of that genre. Temperature always scales eps. The genre is a learned embedding that modulates every residual block (FiLM) and is also fed to the
 decoder's input layer. Row ``num_genres`` of the embedding is a learned "no genre" entry, used for ``cond=None``
@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from .base import saves_init_args
 from .blocks import Stage
 from .posterior import DiagonalGaussian
+from .prior import TemporalPrior
 from .protocol import LatentModelBase
 
 ONSET_RATE, SUSTAIN_RATE = 0.007, 0.035  # typical cell densities; they set the initial output biases
@@ -43,64 +44,6 @@ def rows_to_roll(h: torch.Tensor, pitches: int, substeps: int = 1) -> torch.Tens
     """Inverse of :func:`roll_to_rows`: Tensor[B, 2 * P * substeps, T] -> Tensor[B, 2, T * substeps, P]."""
     b, _, t = h.shape
     return h.reshape(b, 2, pitches, substeps, t).permute(0, 1, 4, 3, 2).reshape(b, 2, t * substeps, pitches)
-
-
-class LatentPrior(nn.Module):
-    """p(z | genre) = prod_t N(z_t; mean_t, diag(exp(logvar_t))) with (mean_t, logvar_t) = GRU(z_<t, genre).
-
-    z chunks: Tensor[B, T, chunk] (T latent positions in time order). The output layer starts at zero, so an
-    untrained prior is exactly N(0, I). Equivalently z = f(eps) with eps ~ N(0, I): :meth:`sample` runs f
-    (T sequential GRU steps) and :meth:`noise` its inverse (parallel).
-    """
-
-    def __init__(self, chunk: int, positions: int, cond_dim: int, hidden: int):
-        super().__init__()
-        self.chunk, self.positions = chunk, positions
-        self.start = nn.Parameter(torch.zeros(chunk))
-        self.inp = nn.Linear(chunk + cond_dim, hidden)
-        self.position = nn.Parameter(torch.zeros(positions, hidden))
-        self.gru = nn.GRU(hidden, hidden, batch_first=True)
-        self.out = nn.Linear(hidden, 2 * chunk)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def _inputs(self, previous: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        if c is not None:
-            previous = torch.cat([previous, c[:, None].expand(-1, previous.shape[1], -1)], -1)
-        return self.inp(previous)
-
-    def _split(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, logvar = self.out(h).float().chunk(2, -1)
-        return mean, logvar.clamp(-8.0, 4.0)
-
-    def params(self, z: torch.Tensor, c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """z: Tensor[B, T, chunk] -> (mean, logvar) Tensor[B, T, chunk] of each z_t given z_<t (teacher forced)."""
-        previous = torch.cat([self.start.expand(z.shape[0], 1, -1), z[:, :-1]], 1)
-        h, _ = self.gru(self._inputs(previous.to(self.inp.weight.dtype), c) + self.position)
-        return self._split(h)
-
-    def sample(self, eps: torch.Tensor, c: torch.Tensor | None, *, guide: torch.Tensor | None = None,
-               guidance: float = 0.0) -> torch.Tensor:
-        """eps: Tensor[B, T, chunk] -> z: Tensor[B, T, chunk], z_t = mean_t + exp(logvar_t / 2) * eps_t.
-
-        With ``guide`` (the "no genre" embedding) and ``guidance`` w > 0 the means are pushed away from the
-        unconditional prior's: mean_t + w * (mean_t - mean_t | no genre), both given the same z_<t.
-        """
-        previous, state, guide_state, out = self.start.expand(eps.shape[0], 1, -1), None, None, []
-        for t in range(self.positions):
-            h, state = self.gru(self._inputs(previous, c) + self.position[t], state)
-            mean, logvar = self._split(h)
-            if guide is not None and guidance:
-                h_free, guide_state = self.gru(self._inputs(previous, guide) + self.position[t], guide_state)
-                mean = mean + guidance * (mean - self._split(h_free)[0])
-            previous = mean + torch.exp(0.5 * logvar) * eps[:, t:t + 1].float()
-            out.append(previous)
-        return torch.cat(out, 1)
-
-    def noise(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        """The inverse of :meth:`sample`: z Tensor[B, T, chunk] -> eps."""
-        mean, logvar = self.params(z, c)
-        return (z.float() - mean) * torch.exp(-0.5 * logvar)
 
 
 class TimeEncoder(nn.Module):
@@ -199,7 +142,7 @@ class PianoRollCVAE(LatentModelBase):
         self.from_latent = nn.Conv1d(self.chunk + cdim, channels[-1], 1)
         self.decoder = TimeDecoder(channels, blocks_per_stage, cdim)
         self.conv_out = nn.Conv1d(channels[0], rows, 1)
-        self.latent_prior = LatentPrior(self.chunk, self.latent_positions, cdim, prior_hidden) \
+        self.latent_prior = TemporalPrior(self.chunk, cdim, prior_hidden, positions=self.latent_positions) \
             if prior == "autoregressive" else None
         with torch.no_grad():
             # Start with a nearly deterministic encoder (std 0.05) so the decoder can use z from the first steps.
@@ -252,47 +195,13 @@ class PianoRollCVAE(LatentModelBase):
         z = posterior.sample(temperature) if self.training else posterior.mode()
         return self.decode(z, cond), posterior
 
-    # --- the prior ------------------------------------------------------------------------------------------
-    def _chunks(self, z: torch.Tensor) -> torch.Tensor:
+    # --- the prior's view of z: the latent chunks in time order -----------------------------------------------
+    def to_sequence(self, z: torch.Tensor) -> torch.Tensor:
         """Tensor[B, latent_dim] -> Tensor[B, positions, chunk] (time order)."""
-        return z.view(-1, self.chunk, self.latent_positions).transpose(1, 2)
+        return z.reshape(-1, self.chunk, self.latent_positions).transpose(1, 2)
 
-    def _flat(self, chunks: torch.Tensor) -> torch.Tensor:
+    def from_sequence(self, chunks: torch.Tensor) -> torch.Tensor:
         return chunks.transpose(1, 2).reshape(chunks.shape[0], -1)
-
-    def latent_from_noise(self, eps: torch.Tensor, cond: torch.Tensor | None = None, *,
-                          guidance: float = 0.0) -> torch.Tensor:
-        """Map prior noise eps ~ N(0, T^2 I), Tensor[B, latent_dim], to a latent z to decode (identity for the
-        standard prior). ``guidance`` > 0 applies classifier-free guidance to the prior's means (see
-        :meth:`LatentPrior.sample`)."""
-        if self.latent_prior is None:
-            return eps
-        c = self.embed_condition(cond, eps.shape[0], eps.device)
-        guide = self.embed_condition(None, eps.shape[0], eps.device) if cond is not None and guidance else None
-        return self._flat(self.latent_prior.sample(self._chunks(eps), c, guide=guide, guidance=guidance))
-
-    def noise_from_latent(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """Inverse of :meth:`latent_from_noise` under the genre ``cond``."""
-        if self.latent_prior is None:
-            return z
-        c = self.embed_condition(cond, z.shape[0], z.device)
-        return self._flat(self.latent_prior.noise(self._chunks(z), c))
-
-    def latent_kl(self, posterior: DiagonalGaussian, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """KL(q(z | x, genre) || p(z | genre)) per latent dimension, Tensor[B, latent_dim], nats.
-
-        Standard prior: closed form. Autoregressive prior: the closed-form KL of each position given the
-        earlier positions of one posterior sample (an unbiased estimate of the full KL) in training mode, and of
-        the posterior mean in eval mode (deterministic).
-        """
-        if self.latent_prior is None:
-            return posterior.kl()
-        c = self.embed_condition(cond, posterior.mean.shape[0], posterior.mean.device)
-        z = posterior.sample() if self.training else posterior.mode()
-        mean, logvar = self.latent_prior.params(self._chunks(z), c)
-        mean, logvar = self._flat(mean), self._flat(logvar)
-        return 0.5 * (logvar - posterior.logvar + (posterior.logvar.exp() + (posterior.mean - mean) ** 2)
-                      / logvar.exp() - 1.0)
 
     def reconstruction_nll(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """-log p(x | z): Bernoulli cross-entropy summed over onset and sustain cells, Tensor[B], nats."""

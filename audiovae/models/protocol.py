@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .posterior import DiagonalGaussian
+from .prior import TemporalPrior
 
 MODALITIES = ("audio", "midi")
 
@@ -64,10 +65,15 @@ class LatentModel(Protocol):
 
 
 class LatentModelBase(nn.Module):
-    """The protocol's defaults: a standard-normal prior (identity noise map, closed-form KL against N(0, I)) and
-    a learned genre embedding whose row ``len(genres)`` is "no genre" (used for cond None and, in training, with
-    probability ``cond_dropout``, which is what classifier-free guidance needs). Subclasses set ``modality`` and
-    implement encode, decode, latent_shape, reconstruction_nll and frames_of."""
+    """The protocol's defaults: the prior and a learned genre embedding whose row ``len(genres)`` is "no genre"
+    (used for cond None and, in training, with probability ``cond_dropout``, which is what classifier-free
+    guidance needs). Subclasses set ``modality`` and implement encode, decode, latent_shape, reconstruction_nll
+    and frames_of.
+
+    The prior is standard normal (z = eps, closed-form KL against N(0, I)) until a subclass sets
+    ``self.latent_prior`` to a :class:`~audiovae.models.prior.TemporalPrior` and says how its z is laid out in
+    time (:meth:`to_sequence` / :meth:`from_sequence`); then the noise maps and the KL go through that prior.
+    """
 
     modality: str = ""
 
@@ -78,6 +84,7 @@ class LatentModelBase(nn.Module):
         self.cond_dim = cond_dim if self.genres else 0
         self.genre_embedding = nn.Embedding(len(self.genres) + 1, cond_dim) if self.genres else None
         self.latent_stats: dict = {}
+        self.latent_prior: TemporalPrior | None = None
 
     @property
     def conditions(self) -> list[str]:
@@ -104,15 +111,47 @@ class LatentModelBase(nn.Module):
             embedded = self.genre_embedding(ids)
         return embedded.expand(batch, -1) if embedded.shape[0] == 1 else embedded
 
+    def to_sequence(self, z: torch.Tensor) -> torch.Tensor:
+        """z: Tensor[B, *latent_shape] -> the prior's sequence Tensor[B, T, dim] (models with a prior define it)."""
+        raise NotImplementedError(f"{type(self).__name__} has a learned prior but no to_sequence()")
+
+    def from_sequence(self, sequence: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`to_sequence`."""
+        raise NotImplementedError(f"{type(self).__name__} has a learned prior but no from_sequence()")
+
     def latent_from_noise(self, eps: torch.Tensor, cond: torch.Tensor | None = None, *,
-                          guidance: float = 0.0) -> torch.Tensor:
-        return eps
+                          guidance: float = 0.0, prefix: torch.Tensor | None = None) -> torch.Tensor:
+        """Prior noise eps ~ N(0, T^2 I), shaped like z, -> z (eps itself under the standard prior). With a learned
+        prior, ``guidance`` > 0 applies classifier-free guidance to its means, and ``prefix`` (latents shaped like
+        z) is the context the result continues."""
+        if self.latent_prior is None:
+            return eps
+        c = self.embed_condition(cond, eps.shape[0], eps.device)
+        guide = self.embed_condition(None, eps.shape[0], eps.device) if cond is not None and guidance else None
+        prefix = None if prefix is None else self.to_sequence(prefix)
+        return self.from_sequence(self.latent_prior.sample(self.to_sequence(eps), c, guide=guide, guidance=guidance,
+                                                           prefix=prefix))
 
     def noise_from_latent(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        return z
+        """The inverse of :meth:`latent_from_noise` under the genre ``cond``."""
+        if self.latent_prior is None:
+            return z
+        c = self.embed_condition(cond, z.shape[0], z.device)
+        return self.from_sequence(self.latent_prior.noise(self.to_sequence(z), c))
 
     def latent_kl(self, posterior: DiagonalGaussian, cond: torch.Tensor | None = None) -> torch.Tensor:
-        return posterior.kl()
+        """KL(q(z | x, genre) || p(z | genre)) per latent element, shaped like z, nats.
+
+        Standard prior: closed form. Learned prior: the closed-form KL of each step given the earlier steps of one
+        posterior sample (an unbiased estimate of the full KL) in training mode, and of the posterior mean in eval
+        mode (deterministic).
+        """
+        if self.latent_prior is None:
+            return posterior.kl()
+        c = self.embed_condition(cond, posterior.mean.shape[0], posterior.mean.device)
+        z = posterior.sample() if self.training else posterior.mode()
+        seq = self.to_sequence
+        return self.from_sequence(self.latent_prior.kl(seq(posterior.mean), seq(posterior.logvar), seq(z), c))
 
     def frames_of(self, x: torch.Tensor) -> int:
         return int(x.shape[-1])

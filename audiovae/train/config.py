@@ -15,7 +15,7 @@ from typing import Any, Literal
 from ..audio.features import MelConfig
 from ..errors import AudioVAEError, ConfigError
 
-TASKS = ("mel_vae", "midi_cvae")
+TASKS = ("mel_vae", "midi_cvae", "mel_prior")
 
 
 @dataclass

@@ -1,15 +1,16 @@
-"""Cut the demo's example clips: one short, busy excerpt per genre from the mel VAE's held-out files.
+"""Cut the demo's example clips: one busy excerpt per genre from the mel VAE's held-out recordings.
 
-    python recipes/data/make_examples.py --data ../shared/data/audio_genres --out audiovae/assets/examples
+    python recipes/data/make_examples.py --data ../shared/data/audio_genres --data ../shared/data/music_real \
+        --licence "..." --licence "..." --out audiovae/assets/examples
 
-The held-out files are the validation split the training run used: the recipe's data settings and seed go to
-AudioFolder.splits, the very function training calls, so no example was seen in training (the folder is scanned
-into a log-mel cache first: --cache reuses a run's cache, else a temporary one is filled and removed). For each
-genre the script reads every held-out clip, takes the --seconds window with the highest RMS (hop 0.1 s; the
-loudest passage is where most voices play), fades its ends over 10 ms, peak-normalises it to 0.95 and writes
-`<genre>.ogg` (Ogg Vorbis, mono, --sample-rate Hz; `.wav` when this libsndfile has no Ogg support), plus a
-README.md saying where each clip comes from and under what licence. Files are written atomically; existing
-examples of the same name are replaced.
+The held-out recordings are the validation split the training run used: the recipe's data settings and seed go
+to AudioFolder.splits, the very function training calls, with the same folders, so no example was seen in
+training (the folders are scanned into a log-mel cache first: --cache reuses a run's cache, else a temporary one
+is filled and removed). For each genre the script reads every held-out recording, takes the --seconds window
+with the highest RMS (hop 0.1 s; the loudest passage is where most voices play), fades its ends over 10 ms,
+peak-normalises it to 0.95 and writes `<genre>.ogg` (Ogg Vorbis, mono, --sample-rate Hz; `.wav` when this
+libsndfile has no Ogg support), plus a README.md saying where each clip comes from and under what licence (one
+--licence per --data, in order). Files are written atomically; existing examples of the same name are replaced.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from audiovae.errors import AudioVAEError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_RECIPE = REPO / "recipes" / "mel_vae.toml"
-SECONDS = 5.0
+SECONDS = 10.0
 SAMPLE_RATE = 22050
 HOP_SECONDS = 0.1
 FADE_SECONDS = 0.01
@@ -77,8 +78,9 @@ def finish(wav: np.ndarray, *, sample_rate: int) -> np.ndarray:
     return (out * (PEAK / peak) if peak > 0 else out).astype(np.float32)
 
 
-def held_out_clips(data: Path, *, recipe: Path, cache: Path, workers: int, progress: bool) -> dict[str, list[Path]]:
-    """Held-out source files per genre, as the recipe's training run split ``data``."""
+def held_out_clips(data: list[Path], *, recipe: Path, cache: Path, workers: int, progress: bool
+                   ) -> dict[str, list[Path]]:
+    """Held-out source files per genre, as the recipe's training run split the ``data`` folders."""
     from audiovae.data import AudioFolder
     from audiovae.train.config import read_toml_tree, recipe_from_tree
 
@@ -88,7 +90,7 @@ def held_out_clips(data: Path, *, recipe: Path, cache: Path, workers: int, progr
     _, val = AudioFolder.splits(data, cache_dir=cache, mel_config=r.mel_config, val_fraction=r.data.val_fraction,
                                 crop_frames=r.data.crop_frames, labels=True, normalization=r.data.normalization,
                                 min_seconds=r.data.min_seconds, workers=workers, seed=r.train.seed,
-                                progress=progress)
+                                split_group=r.data.split_group, progress=progress)
     by_genre: dict[str, list[Path]] = {g: [] for g in val.genres}
     for clip in val.clips:
         by_genre[clip.genre].append(clip.path)
@@ -98,7 +100,13 @@ def held_out_clips(data: Path, *, recipe: Path, cache: Path, workers: int, progr
     return by_genre
 
 
-def pick_excerpt(genre: str, paths: list[Path], *, data: Path, seconds: float, sample_rate: int) -> Excerpt:
+def source_name(path: Path, data: list[Path]) -> str:
+    """``path`` as "<data folder name>/<path inside it>"."""
+    root = next(root for root in data if path.is_relative_to(root))
+    return f"{root.name}/{path.relative_to(root).as_posix()}"
+
+
+def pick_excerpt(genre: str, paths: list[Path], *, data: list[Path], seconds: float, sample_rate: int) -> Excerpt:
     """The loudest ``seconds`` window over all ``paths`` (read mono at ``sample_rate``), finished for the demo."""
     from audiovae.audio.io import read_audio
 
@@ -110,7 +118,7 @@ def pick_excerpt(genre: str, paths: list[Path], *, data: Path, seconds: float, s
         if best is None or rms > best[2]:
             best = (path, start, rms, wav[start:start + window])
     path, start, rms, cut = best
-    return Excerpt(genre=genre, source=path.relative_to(data).as_posix(), offset=start / sample_rate,
+    return Excerpt(genre=genre, source=source_name(path, data), offset=start / sample_rate,
                    seconds=len(cut) / sample_rate, rms=rms, audio=finish(cut, sample_rate=sample_rate))
 
 
@@ -125,31 +133,36 @@ def write_excerpt(excerpt: Excerpt, out: Path, *, sample_rate: int) -> Path:
     return write_atomic(path, lambda tmp: sf.write(tmp, excerpt.audio, sample_rate, format=fmt, subtype=subtype))
 
 
-def readme(rows: list[tuple[Excerpt, Path]], *, data: Path, recipe: Path, licence: str, seconds: float) -> str:
-    """The examples folder's README.md: what the clips are, where each comes from, the licence."""
+def readme(rows: list[tuple[Excerpt, Path]], *, data: list[Path], recipe: Path, licences: list[str],
+           seconds: float) -> str:
+    """The examples folder's README.md: what the clips are, where each comes from, the licences."""
+    names = ", ".join(f"`{root.name}/`" for root in data)
+    command = " ".join(f"--data path/to/{root.name}" for root in data)
     lines = [
         "# Example clips for the demo",
         "",
-        f"One excerpt of about {seconds:g} s per genre, used as the Blend tab's example pairs "
-        "(`audiovae.examples.example_clips()`). Each comes from a clip the bundled mel VAE held out in training "
-        f"(the validation split of `{data.name}/` under `{recipe.name}`'s data settings and seed), cut where its "
+        f"One excerpt of about {seconds:g} s per genre, used as the demo's examples "
+        "(`audiovae.examples.example_clips()`). Each comes from a recording the bundled mel VAE held out in "
+        f"training (the validation split of {names} under `{recipe.name}`'s data settings and seed), cut where its "
         "RMS is highest, faded over 10 ms at both ends and peak-normalised. Made by",
         "",
         "```",
-        f"python recipes/data/make_examples.py --data path/to/{data.name} --out audiovae/assets/examples",
+        f"python recipes/data/make_examples.py {command} --out audiovae/assets/examples",
         "```",
         "",
-        "| clip | source (in audio_genres/) | offset (s) | length (s) |",
+        "| clip | source | offset (s) | length (s) |",
         "|---|---|---|---|",
     ]
     lines += [f"| {path.name} | {e.source} | {e.offset:.1f} | {e.seconds:.1f} |" for e, path in rows]
-    lines += ["", f"Licence: {licence}", ""]
-    return "\n".join(lines)
+    lines += ["", "Licences:", ""]
+    lines += [f"- `{root.name}/`: {licence}" for root, licence in zip(data, licences)]
+    return "\n".join(lines + [""])
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, required=True, help="audio folder with one subfolder per genre")
+    parser.add_argument("--data", type=Path, action="append", required=True,
+                        help="audio folder with one subfolder per genre; repeat it for several (as training did)")
     parser.add_argument("--out", type=Path, required=True, help="folder for <genre>.ogg and README.md")
     parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE,
                         help="the mel recipe the model was trained with: its data settings and train.seed fix the "
@@ -160,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, default=SECONDS, help=f"excerpt length (default {SECONDS:g})")
     parser.add_argument("--sample-rate", type=int, default=SAMPLE_RATE, help=f"Hz (default {SAMPLE_RATE})")
     parser.add_argument("--workers", type=int, default=2, help="processes for the cache scan (0: in-process)")
-    parser.add_argument("--licence", default=LICENCE, help="licence note for README.md (default: that of the "
-                                                           "open audio_genres data)")
+    parser.add_argument("--licence", action="append", default=None,
+                        help="licence note of the clips of one --data folder for README.md, in --data order "
+                             "(default for a single folder: that of the open audio_genres data)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -171,12 +185,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not args.seconds > 0 or args.sample_rate < 8000 or args.workers < 0:
         parser.error("--seconds must be > 0, --sample-rate >= 8000 and --workers >= 0")
+    args.licence = args.licence or ([LICENCE] if len(args.data) == 1 else [])
+    if len(args.licence) != len(args.data):
+        parser.error(f"give one --licence per --data folder ({len(args.data)} folders, {len(args.licence)} licences)")
     return args
 
 
 def run(args: argparse.Namespace) -> list[tuple[Excerpt, Path]]:
     """Pick, write and describe the examples; returns ``(excerpt, written path)`` per genre."""
-    data = args.data.resolve()
+    data = [folder.resolve() for folder in args.data]
     cache = args.cache or Path(tempfile.mkdtemp(prefix="audiovae-examples-cache-"))
     try:
         held_out = held_out_clips(data, recipe=args.recipe, cache=cache, workers=args.workers,
@@ -192,7 +209,7 @@ def run(args: argparse.Namespace) -> list[tuple[Excerpt, Path]]:
         rows.append((excerpt, path))
         print(f"{path.name}: {excerpt.source} from {excerpt.offset:.1f} s ({excerpt.seconds:.1f} s, RMS "
               f"{excerpt.rms:.3f}; chosen among {len(paths)} held-out clips)")
-    text = readme(rows, data=data, recipe=args.recipe, licence=args.licence, seconds=args.seconds)
+    text = readme(rows, data=data, recipe=args.recipe, licences=args.licence, seconds=args.seconds)
     write_bytes_atomic(args.out / "README.md", text.encode())
     size = sum(path.stat().st_size for _, path in rows)
     print(f"{len(rows)} examples, {size / 1024:.0f} KiB, in {args.out}")
