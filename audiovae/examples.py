@@ -1,6 +1,7 @@
-"""The example clips shipped inside the package: one ~5 s excerpt per genre of the open audio_genres data, each
-from a clip the bundled mel VAE held out in training (``audiovae/assets/examples/``; its README.md says where each
-comes from). The demo offers them as Blend examples; ``recipes/data/make_examples.py`` makes them.
+"""The example clips shipped inside the package: one 10 s excerpt per genre of the open audio_genres data
+(rendered) and music_real (real recordings), each from a recording the bundled mel VAE held out in training
+(``audiovae/assets/examples/``; its README.md says where each comes from and under what licence, LICENSES/ holds
+the copyright notices). The demo offers them as Blend examples; ``recipes/data/make_examples.py`` makes them.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Time a blend of two clips end to end on CPU: read + log-mel, encode both, slerp, decode, Griffin-Lim.
 
     python benchmarks/blend.py --model runs/mel --a A.ogg --b B.ogg --threads 1
-    python benchmarks/blend.py --model runs/mel --data DIR          # the first clips of two genre folders
+    python benchmarks/blend.py --model runs/mel --data DIR          # the first clips of two genre folders with audio
     python benchmarks/blend.py --model runs/mel                     # synthetic clips (tones + noise)
 
 Both clips are cut to --seconds (10) and blended at alpha 0.5 frame by frame (guarded slerp, as `audiovae blend`
@@ -49,8 +49,9 @@ def pick_clips(args) -> list[str | None]:
         return [args.a, args.b]
     if args.data:
         folders = sorted(p for p in Path(args.data).iterdir() if p.is_dir())
-        picks = [next(iter(sorted(f for f in folder.rglob("*") if is_audio_path(f))), None) for folder in folders[:2]]
-        if len(picks) == 2 and all(picks):
+        firsts = [next(iter(sorted(f for f in folder.rglob("*") if is_audio_path(f))), None) for folder in folders]
+        picks = [p for p in firsts if p is not None][:2]  # folders without audio (LICENSES/) are passed over
+        if len(picks) == 2:
             return [str(p) for p in picks]
         raise SystemExit(f"blend: {args.data} needs two genre folders with audio in them")
     return [None, None]

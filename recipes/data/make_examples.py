@@ -8,9 +8,10 @@ to AudioFolder.splits, the very function training calls, with the same folders, 
 training (the folders are scanned into a log-mel cache first: --cache reuses a run's cache, else a temporary one
 is filled and removed). For each genre the script reads every held-out recording, takes the --seconds window
 with the highest RMS (hop 0.1 s; the loudest passage is where most voices play), fades its ends over 10 ms,
-peak-normalises it to 0.95 and writes `<genre>.ogg` (Ogg Vorbis, mono, --sample-rate Hz; `.wav` when this
+peak-normalises it to 0.89 and writes `<genre>.ogg` (Ogg Vorbis, mono, --sample-rate Hz; `.wav` when this
 libsndfile has no Ogg support), plus a README.md saying where each clip comes from and under what licence (one
---licence per --data, in order). Files are written atomically; existing examples of the same name are replaced.
+--licence per --data, in order); a data folder's LICENSES/ files (copyright notices) are copied to out/LICENSES/.
+Files are written atomically; existing examples of the same name are replaced.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ SECONDS = 10.0
 SAMPLE_RATE = 22050
 HOP_SECONDS = 0.1
 FADE_SECONDS = 0.01
-PEAK = 0.95
+PEAK = 0.89  # Ogg Vorbis overshoots the peak by a few percent: decoded clips stay below 1.0
 LICENCE = ("Rendered from MIDI exported from the music21 corpus (music21 is BSD-3-Clause; the scores are believed "
            "public domain, their encodings public domain or used by permission, see music21's README), "
            "synthesised with FluidSynth and the FluidR3 General MIDI SoundFont (MIT licence).")
@@ -209,6 +210,9 @@ def run(args: argparse.Namespace) -> list[tuple[Excerpt, Path]]:
         rows.append((excerpt, path))
         print(f"{path.name}: {excerpt.source} from {excerpt.offset:.1f} s ({excerpt.seconds:.1f} s, RMS "
               f"{excerpt.rms:.3f}; chosen among {len(paths)} held-out clips)")
+    for notice in sorted(f for root in data if (root / "LICENSES").is_dir() for f in (root / "LICENSES").iterdir()
+                         if f.is_file()):
+        write_bytes_atomic(args.out / "LICENSES" / notice.name, notice.read_bytes())
     text = readme(rows, data=data, recipe=args.recipe, licences=args.licence, seconds=args.seconds)
     write_bytes_atomic(args.out / "README.md", text.encode())
     size = sum(path.stat().st_size for _, path in rows)
