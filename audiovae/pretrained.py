@@ -11,7 +11,8 @@ from .errors import ConfigError
 
 MODELS_DIR = Path(__file__).parent / "assets" / "models"
 BUNDLED_MODELS = {
-    "default-mel": "log-mel VAE, genre-conditioned, trained on the bundled audio_genres data",
+    "default-mel": "log-mel VAE with a learned genre prior, trained on real recordings (music_real) and rendered "
+                   "clips (audio_genres)",
     "default-midi": "piano-roll CVAE, genre-conditioned, trained on the bundled midi_genres data",
 }
 

@@ -40,21 +40,40 @@ def _metrics_lines(config: dict, evaluation: dict | None) -> list[str]:
     return lines
 
 
+def _training_line(config: dict) -> str:
+    training = config.get("training", {})
+    return (f"{training.get('steps')} steps, {training.get('train_seconds', 0) / 60:.1f} min on "
+            f"{training.get('device')} x{training.get('processes', 1)}, "
+            f"{training.get('nonfinite_steps', 0)} non-finite steps skipped, stopped by "
+            f"{training.get('stop_reason', 'its end')}")
+
+
+def first_stage(config: dict) -> dict | None:
+    """The config of the VAE a second-stage (prior) run was fitted to, when the run is one."""
+    recipe = config.get("recipe", {})
+    if recipe.get("task") != "mel_prior":
+        return None
+    return read_config(resolve_checkpoint(recipe["model"]["vae"]))
+
+
 def model_card(name: str, config: dict, *, data_name: str, retrain: str, evaluation: dict | None,
                extra: str) -> str:
-    training = config.get("training", {})
     recipe = config.get("recipe", {})
     args = config.get("model_args", {})
+    vae = first_stage(config)
     lines = [f"# {name}", "", BUNDLED_MODELS.get(name, ""), "",
              f"- class: `{config['model_class']}`; genres: {', '.join(args.get('genres', [])) or 'none'}",
              f"- data: `{data_name}` (see the README's data section), split by file/piece with "
              f"`data.val_fraction = {recipe.get('data', {}).get('val_fraction')}`",
-             f"- training: {training.get('steps')} steps, {training.get('train_seconds', 0) / 60:.1f} min on "
-             f"{training.get('device')} x{training.get('processes', 1)}, "
-             f"{training.get('nonfinite_steps', 0)} non-finite steps skipped",
+             f"- training: {_training_line(config)}",
              f"- model arguments: `{json.dumps({k: v for k, v in args.items() if k not in ('frontend', 'roll')})}`",
-             "", "## Held-out metrics", "", *_metrics_lines(config, evaluation), "",
-             "## Reproduce", "", "```bash", retrain, "```", ""]
+             "", "## Held-out metrics", "", *_metrics_lines(config, evaluation), ""]
+    if vae is not None:
+        lines[len(lines) - 1:len(lines) - 1] = [
+            "", "## First stage: the VAE the prior was fitted to", "",
+            f"- training: {_training_line(vae)}", "- held-out validation of that stage:",
+            *_metrics_lines(vae, None)]
+    lines += ["## Reproduce", "", "```bash", retrain, "```", ""]
     if extra:
         lines += [extra, ""]
     return "\n".join(lines)

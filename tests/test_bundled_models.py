@@ -52,3 +52,13 @@ def test_midi_for_every_genre(midi, tmp_path):
         mido.MidiFile(str(result.midi))
         notes = [n for inst in pretty_midi.PrettyMIDI(str(result.midi)).instruments for n in inst.notes]
         assert len(notes) >= 4, genre
+
+
+def test_default_mel_knows_real_and_rendered_genres_and_samples_from_its_prior(mel, tmp_path):
+    from audiovae.demo.handlers import sample_prior
+
+    assert {"rock", "ambient", "game_score", "irish_fiddle"} <= set(mel.conditions)
+    assert mel.latent_prior is not None
+    result = sample_prior(mel, genre="rock", seconds=2.0, seed=1, out_dir=tmp_path)
+    audio, rate = sf.read(str(result.audio), dtype="float32")
+    assert rate == 22050 and len(audio) > 1.5 * rate and float(np.sqrt(np.mean(audio**2))) > 1e-2

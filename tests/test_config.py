@@ -112,3 +112,14 @@ def test_check_fields_works_for_any_dataclass():
         check_fields("stft", Window, {"bands": [1, "x"]})
     with pytest.raises(ConfigError, match=r"\[stft\] has unknown key\(s\) \['sise'\]; known: bands, f_max, kind, size"):
         check_fields("stft", Window, {"sise": 3})
+
+
+def test_mel_and_data_settings_are_checked_when_the_recipe_loads():
+    with pytest.raises(ConfigError, match=r"data.split_group must be .*got 'track'"):
+        recipe_from_tree({"data": {"split_group": "track"}})
+    with pytest.raises(ConfigError, match=r"\[mel\]: hop_length 4096 exceeds n_fft 1024"):
+        recipe_from_tree({"mel": {"hop_length": 4096}})
+    with pytest.raises(ConfigError, match=r"mel.n_mels expects int, got 'many'"):
+        recipe_from_tree({"mel": {"n_mels": "many"}})
+    recipe = recipe_from_tree({"mel": {"n_mels": 64}, "data": {"path": ["a", "b"], "split_group": "regex:(.*)_p"}})
+    assert recipe.mel.n_mels == 64 and recipe.data.path == ["a", "b"]

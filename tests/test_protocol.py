@@ -120,8 +120,11 @@ def test_a_base_subclass_gets_the_defaults():
         def decode(self, z, cond=None, *, frames=None):
             return z if frames is None else z[..., :frames]
 
-        def reconstruction_nll(self, x, x_hat):
-            return (x - x_hat).pow(2).flatten(1).sum(1)
+        def frame_nll(self, x, x_hat):
+            return (x - x_hat).pow(2).sum(1)
+
+        def to_sequence(self, z):
+            return z.transpose(1, 2)
 
     model = Identity(genres=["a"], cond_dim=2)
     assert isinstance(model, LatentModel)

@@ -6,7 +6,7 @@ unequal length), genre (centroids, attribute vectors, blending through the condi
 nothing here reads files (:mod:`audiovae.scoring` scores files).
 """
 from .align import align_latents, interpolate_temporal
-from .anomaly import anomaly_scores
+from .anomaly import anomaly_map, anomaly_scores
 from .blend import BLEND_METHODS, latent_blend, mixed_condition
 from ..genres import condition_weights
 from .genre import attribute_vector, blend_genres, centroids_from_folder, genre_centroids, shift_latent
@@ -15,4 +15,4 @@ from .sampling import prior_samples
 
 __all__ = ["interpolate", "interpolation_path", "lerp", "slerp", "align_latents", "interpolate_temporal",
            "prior_samples", "genre_centroids", "centroids_from_folder", "attribute_vector", "condition_weights",
-           "shift_latent", "blend_genres", "anomaly_scores", "latent_blend", "mixed_condition", "BLEND_METHODS"]
+           "shift_latent", "blend_genres", "anomaly_scores", "anomaly_map", "latent_blend", "mixed_condition", "BLEND_METHODS"]

@@ -15,15 +15,29 @@ from ..device import model_device
 
 
 @torch.no_grad()
+def anomaly_map(model, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    """Negative ELBO per latent frame: Tensor[B, T'] nats, T' = the latent's frames (``model.to_sequence``; about
+    21.5 per second for the mel VAE, one per grid step for the MIDI CVAE).
+
+    Each latent frame gets the reconstruction NLL of the input frames it covers (``model.frame_nll`` at the
+    posterior mode; the last frame also covers any remainder) plus its KL against the model's prior (given the
+    earlier frames, for a learned prior). The map sums to the negative ELBO of the input.
+    """
+    x = x.to(model_device(model))
+    posterior = model.encode(x, cond)
+    frames = model.frames_of(x)
+    nll = model.frame_nll(x, model.decode(posterior.mode(), cond, frames=frames))  # [B, frames]
+    kl = model.to_sequence(model.latent_kl(posterior, cond)).float().sum(-1)  # [B, T']
+    per = -(-frames // kl.shape[1])  # input frames per latent frame, rounded up
+    nll = torch.nn.functional.pad(nll.float(), (0, per * kl.shape[1] - frames)).reshape(len(nll), kl.shape[1], per)
+    return nll.sum(-1) + kl
+
+
+@torch.no_grad()
 def anomaly_scores(model, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
     """Negative ELBO per input frame: Tensor[B], nats per frame (see the module docstring).
 
     x: a batch of model inputs (log-mel Tensor[B, n_mels, frames], or rolls Tensor[B, 2, S, P]); cond: the genre
     condition for conditional models (None = the "no genre" condition). The model should be in eval mode.
     """
-    x = x.to(model_device(model))
-    posterior = model.encode(x, cond)
-    frames = model.frames_of(x)
-    x_hat = model.decode(posterior.mode(), cond, frames=frames)
-    nelbo = model.reconstruction_nll(x, x_hat).float() + model.latent_kl(posterior, cond).flatten(1).sum(1).float()
-    return nelbo / frames
+    return anomaly_map(model, x, cond).sum(1) / model.frames_of(x)

@@ -119,7 +119,7 @@ class MelVAE(LatentModelBase):
         z = posterior.sample(temperature) if self.training else posterior.mode()
         return self.decode(z, cond, frames=x.shape[-1]), posterior
 
-    def reconstruction_nll(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
-        """-log p(x|z) under a Laplace(x_hat, recon_scale) per log-mel bin, summed: Tensor[B], nats."""
+    def frame_nll(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        """-log p(x|z) per mel frame under a Laplace(x_hat, recon_scale) per log-mel bin: Tensor[B, frames], nats."""
         b = self.recon_scale
-        return ((x - x_hat.float()).abs() / b + math.log(2 * b)).flatten(1).sum(1)
+        return ((x - x_hat.float()).abs() / b + math.log(2 * b)).sum(1)

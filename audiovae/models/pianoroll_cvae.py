@@ -203,9 +203,10 @@ class PianoRollCVAE(LatentModelBase):
     def from_sequence(self, chunks: torch.Tensor) -> torch.Tensor:
         return chunks.transpose(1, 2).reshape(chunks.shape[0], -1)
 
-    def reconstruction_nll(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """-log p(x | z): Bernoulli cross-entropy summed over onset and sustain cells, Tensor[B], nats."""
-        return F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none").flatten(1).sum(1)
+    def frame_nll(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """-log p(x | z) per grid step: Bernoulli cross-entropy summed over the onset and sustain cells of each step,
+        Tensor[B, S], nats."""
+        return F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none").sum((1, 3))
 
     def frames_of(self, x: torch.Tensor) -> int:
         """Grid steps S of a segment (x: Tensor[B, 2, S, P])."""

@@ -60,15 +60,21 @@ class LatentModel(Protocol):
     def reconstruction_nll(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
         """-log p(x | z) per item, Tensor[B], nats."""
 
+    def frame_nll(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        """-log p(x | z) per input frame, Tensor[B, frames], nats (it sums to reconstruction_nll)."""
+
     def frames_of(self, x: torch.Tensor) -> int:
         """The length of one input in frames: the unit of "per frame" figures."""
+
+    def to_sequence(self, z: torch.Tensor) -> torch.Tensor:
+        """z: Tensor[B, *latent_shape] -> Tensor[B, T, dim]: the latent laid out in time (T latent frames)."""
 
 
 class LatentModelBase(nn.Module):
     """The protocol's defaults: the prior and a learned genre embedding whose row ``len(genres)`` is "no genre"
     (used for cond None and, in training, with probability ``cond_dropout``, which is what classifier-free
-    guidance needs). Subclasses set ``modality`` and implement encode, decode, latent_shape, reconstruction_nll
-    and frames_of.
+    guidance needs). Subclasses set ``modality`` and implement encode, decode, latent_shape, frame_nll, frames_of
+    and to_sequence / from_sequence.
 
     The prior is standard normal (z = eps, closed-form KL against N(0, I)) until a subclass sets
     ``self.latent_prior`` to a :class:`~audiovae.models.prior.TemporalPrior` and says how its z is laid out in
@@ -112,12 +118,17 @@ class LatentModelBase(nn.Module):
         return embedded.expand(batch, -1) if embedded.shape[0] == 1 else embedded
 
     def to_sequence(self, z: torch.Tensor) -> torch.Tensor:
-        """z: Tensor[B, *latent_shape] -> the prior's sequence Tensor[B, T, dim] (models with a prior define it)."""
-        raise NotImplementedError(f"{type(self).__name__} has a learned prior but no to_sequence()")
+        """z: Tensor[B, *latent_shape] -> Tensor[B, T, dim], the latent laid out in time (what a learned prior runs
+        over, and the frames of anomaly maps)."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how its latent is laid out in time")
 
     def from_sequence(self, sequence: torch.Tensor) -> torch.Tensor:
         """The inverse of :meth:`to_sequence`."""
-        raise NotImplementedError(f"{type(self).__name__} has a learned prior but no from_sequence()")
+        raise NotImplementedError(f"{type(self).__name__} does not say how its latent is laid out in time")
+
+    def reconstruction_nll(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
+        """-log p(x | z) per item, Tensor[B], nats: :meth:`frame_nll` summed over the frames."""
+        return self.frame_nll(x, x_hat).sum(1)
 
     def latent_from_noise(self, eps: torch.Tensor, cond: torch.Tensor | None = None, *,
                           guidance: float = 0.0, prefix: torch.Tensor | None = None) -> torch.Tensor:

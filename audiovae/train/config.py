@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..audio.features import MelConfig
-from ..errors import AudioVAEError, ConfigError
+from ..errors import ConfigError, ParameterError
 
 TASKS = ("mel_vae", "midi_cvae", "mel_prior")
 
@@ -40,6 +40,11 @@ class DataConfig:
     beats_per_bar: int = 4
     hop_bars: int = 2                   # MIDI: segment hop
     transpose: int = 0                  # MIDI: random transposition in [-k, k] semitones (training only)
+
+    def __post_init__(self):
+        if self.split_group not in ("file", "parent") and not self.split_group.startswith("regex:"):
+            raise ConfigError(f'data.split_group must be "file", "parent" or "regex:<pattern>", got '
+                              f"{self.split_group!r}")
 
 
 @dataclass
@@ -277,7 +282,7 @@ def recipe_from_tree(tree: dict) -> Recipe:
             values["f_max"] = values.get("sample_rate", MelConfig.sample_rate) / 2  # TOML has no null: spell out
         try:
             kwargs[name] = cls(**values)
-        except AudioVAEError as exc:  # MelConfig's own range checks
+        except ParameterError as exc:  # MelConfig's own range checks
             raise ConfigError(f"[{name}]: {exc}") from exc
     return Recipe(**kwargs)
 
