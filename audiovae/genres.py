@@ -78,6 +78,14 @@ def condition_weights(model, weights: dict[str, float]) -> torch.Tensor:
     return (out / total).to(model_device(model))
 
 
+def as_weights(model, cond: torch.Tensor) -> torch.Tensor:
+    """A condition as mixture weights FloatTensor[B, num_genres]: genre ids LongTensor[B] become one-hot rows,
+    mixture weights pass through."""
+    if cond.is_floating_point():
+        return cond.float()
+    return torch.nn.functional.one_hot(cond.long(), len(model.conditions)).float()
+
+
 def genre_condition(model, request: str | dict[str, float] | None) -> torch.Tensor | None:
     """A model condition for a request (text as :func:`parse_genre_request` reads it, a name, or weights):
     None -> None ("no genre"); one genre -> LongTensor[1]; a mixture -> FloatTensor[1, num_genres] summing to 1.

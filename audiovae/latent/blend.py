@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ParameterError
+from ..genres import as_weights
 from .interpolation import interpolate
 
 BLEND_METHODS = ("slerp", "lerp", "noise")
@@ -22,12 +23,7 @@ def mixed_condition(model, cond_a: torch.Tensor | None, cond_b: torch.Tensor | N
     weights FloatTensor[B, G] in; None when either is None (decode with "no genre") or the model is unconditional."""
     if cond_a is None or cond_b is None or not model.conditions:
         return None
-    count = len(model.conditions)
-
-    def weights(cond: torch.Tensor) -> torch.Tensor:
-        return cond.float() if cond.is_floating_point() else torch.nn.functional.one_hot(cond.long(), count).float()
-
-    return (1 - alpha) * weights(cond_a) + alpha * weights(cond_b)
+    return (1 - alpha) * as_weights(model, cond_a) + alpha * as_weights(model, cond_b)
 
 
 def latent_blend(model, z_a: torch.Tensor, z_b: torch.Tensor, alpha: float, *, method: str = "slerp",

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, MidiReadError, ParameterError
-from ..genres import genre_condition
+from ..genres import as_weights, genre_condition
 from .pianoroll import RollConfig, clean_roll, join_segments, midi_to_roll
 
 # Quarter-note tempo (bpm) and General MIDI program for the genres of the bundled data; other genres get
@@ -48,8 +48,7 @@ def genre_defaults(model, cond: torch.Tensor | None) -> tuple[float, int]:
     the program of its heaviest genre; no genre gives (DEFAULT_TEMPO, DEFAULT_PROGRAM)."""
     if cond is None:
         return DEFAULT_TEMPO, DEFAULT_PROGRAM
-    weights = cond[0].float() if cond.is_floating_point() else torch.nn.functional.one_hot(
-        cond[:1].long(), len(model.conditions))[0].float()
+    weights = as_weights(model, cond[:1])[0]
     table = [GENRE_DEFAULTS.get(g, (DEFAULT_TEMPO, DEFAULT_PROGRAM)) for g in model.conditions]
     tempo = float(sum(w * t for w, (t, _) in zip(weights.tolist(), table)))
     return round(tempo, 1), table[int(weights.argmax())][1]
