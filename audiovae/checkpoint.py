@@ -36,14 +36,15 @@ LATEST = "LATEST"
 
 # name -> (role, "module:attribute" or the class). Imported on first use, so loading one model imports only its
 # own module. Roles: "latent" models satisfy audiovae.models.LatentModel; "judge" models are the genre
-# classifiers that evaluation trains on real data.
+# classifiers that evaluation trains on real data; "vocoder" models turn log-mels into waveforms.
 _REGISTRY: dict[str, tuple[str, str | type]] = {
     "MelVAE": ("latent", "audiovae.models.mel_vae:MelVAE"),
     "PianoRollCVAE": ("latent", "audiovae.models.pianoroll_cvae:PianoRollCVAE"),
     "AudioGenreClassifier": ("judge", "audiovae.models.judges:AudioGenreClassifier"),
     "GenreClassifier": ("judge", "audiovae.models.judges:GenreClassifier"),
+    "MelVocoder": ("vocoder", "audiovae.models.vocoder:MelVocoder"),
 }
-ROLES = ("latent", "judge")
+ROLES = ("latent", "judge", "vocoder")
 
 
 def register_model(cls: type | None = None, *, role: str = "latent"):
@@ -143,7 +144,7 @@ def resolve(path: str | os.PathLike) -> Path:
             if (target / "config.json").is_file():
                 return target
     raise ConfigError(f"{path} is not a model: expected config.json and model.safetensors in it, a run folder "
-                      "with model/ or checkpoints/LATEST, or a bundled model name (default-mel, default-midi)")
+                      "with model/ or checkpoints/LATEST, or a bundled model name (default-mel, default-midi, default-vocoder)")
 
 
 def migrate_config(config: dict, *, source: str | os.PathLike = "config.json") -> dict:

@@ -72,7 +72,7 @@ def cmd_reconstruct(args) -> int:
         mel = clip_to_mel(model, args.input).unsqueeze(0)
         cond = genre_condition(model, args.genre)
         mel_hat = model.decode(model.encode(mel, cond).mode(), cond, frames=mel.shape[-1])[0]
-        wav = mel_to_waveform(model, mel_hat, n_iter=args.n_iter)
+        wav = mel_to_waveform(model, mel_hat, vocoder=args.vocoder, n_iter=args.n_iter)
     config = model_mel_config(model)
     write_wav(args.output, wav, config.sample_rate)
     if args.png:
@@ -106,7 +106,7 @@ def cmd_sample(args) -> int:
     with torch.no_grad():
         for i in range(args.n):
             mel = model.decode(z[i:i + 1], cond, frames=frames)[0]
-            write_wav(out / f"sample_{i:03d}.wav", mel_to_waveform(model, mel, n_iter=args.n_iter), config.sample_rate)
+            write_wav(out / f"sample_{i:03d}.wav", mel_to_waveform(model, mel, vocoder=args.vocoder, n_iter=args.n_iter), config.sample_rate)
             save_mel_png(out / f"sample_{i:03d}.png", [mel], [f"sample {i}"], frames_per_second=config.frames_per_second)
     print(f"wrote {args.n} samples to {out}")
     return 0
@@ -136,7 +136,7 @@ def cmd_continue(args) -> int:
         eps = torch.randn(1, z.shape[1], extra, generator=generator).to(z) * args.temperature
         z = torch.cat([z, model.latent_from_noise(eps, cond, guidance=guidance, prefix=z)], -1)
         out = model.decode(z, cond)[0]
-        wav = mel_to_waveform(model, out, n_iter=args.n_iter)
+        wav = mel_to_waveform(model, out, vocoder=args.vocoder, n_iter=args.n_iter)
     write_wav(args.out, wav, config.sample_rate)
     if args.png:
         from .audio.plots import save_mel_png
@@ -166,7 +166,7 @@ def cmd_blend(args) -> int:
         z_b = model.encode(mel_b[None, :, :frames], cond).mode()[0]
         z, _ = latent_blend(model, z_a[None], z_b[None], args.alpha, method=args.method, cond_a=cond, cond_b=cond)
         mel = model.decode(z, cond, frames=frames)[0]
-        wav = mel_to_waveform(model, mel, n_iter=args.n_iter)
+        wav = mel_to_waveform(model, mel, vocoder=args.vocoder, n_iter=args.n_iter)
     write_wav(args.out, wav, model_mel_config(model).sample_rate)
     print(f"wrote {args.out}")
     return 0
@@ -201,6 +201,29 @@ def cmd_score(args) -> int:
     return 0
 
 
+# --- export --------------------------------------------------------------------------------------------------
+def cmd_export(args) -> int:
+    from .checkpoint import load
+    from .export import export_model
+    from .inference import GRIFFIN_LIM, resolve_vocoder_choice, vocoder_for
+
+    model = load(args.model, device="cpu")
+    vocoder = None
+    if getattr(model, "modality", None) == "audio":
+        choice = resolve_vocoder_choice(model, args.vocoder)
+        if choice == GRIFFIN_LIM:
+            print("no neural vocoder fits this model's front end (or --vocoder griffin-lim was asked): exporting the "
+                  "decoder only; Griffin-Lim is iterative and is not exported")
+        else:
+            vocoder = vocoder_for(model, choice)
+    description = export_model(model, args.format, args.out, vocoder=vocoder)
+    for name, graph in description["graphs"].items():
+        print(f"wrote {Path(args.out) / graph['file']}: {' + '.join(graph['inputs'])} -> {graph['output']} "
+              f"(checked against eager PyTorch: max |diff| {graph['checked_max_abs_diff']:.1e})")
+    print(f"wrote {Path(args.out) / 'export.json'} (inputs, outputs, genres, mel front end)")
+    return 0
+
+
 # --- demo ----------------------------------------------------------------------------------------------------
 def cmd_demo(args) -> int:
     import os
@@ -213,7 +236,8 @@ def cmd_demo(args) -> int:
 
     if args.max_seconds <= 0:
         raise AudioVAEError(f"--max-seconds must be > 0, got {args.max_seconds}")
-    demo = build_demo(args.mel_model, args.midi_model, device=args.device, max_seconds=args.max_seconds)
+    demo = build_demo(args.mel_model, args.midi_model, device=args.device, max_seconds=args.max_seconds,
+                      vocoder=args.vocoder)
     launch(demo, host=args.host, port=args.port, share=args.share)
     return 0
 
@@ -314,6 +338,19 @@ def build_parser() -> argparse.ArgumentParser:
     shared.add_device(p)
     p.set_defaults(func=cmd_score)
 
+    p = verbs.add_parser("export", help="write a mel model's decoder and vocoder as TorchScript or ONNX",
+                         description="Export for real-time hosts: a mel model's decoder (z and genre weights -> "
+                         "log-mel) and its neural vocoder (log-mel -> waveform), or a vocoder alone, as TorchScript "
+                         "(.pt) or ONNX (.onnx) graphs with dynamic batch and time axes, plus export.json describing "
+                         "them. Each graph is run again after writing and checked against PyTorch (within 1e-4). "
+                         "ONNX needs `pip install 'audiovae[export]'`.")
+    shared.add_model(p)
+    p.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript",
+                   help="graph format [default: torchscript]")
+    p.add_argument("--out", required=True, help="folder to write (replaced whole if it exists)")
+    shared.add_vocoder(p, iterations=False)
+    p.set_defaults(func=cmd_export)
+
     p = verbs.add_parser("demo", help="open the Gradio demo in a browser",
                          description="Serve the demo page (Blend, MIDI by genre, Explore) on HOST:PORT. Models run on "
                          "the GPU when one is present. A model that cannot be loaded leaves its tabs with a message.")
@@ -324,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="port [default: 7860]")
     p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
     p.add_argument("--max-seconds", type=float, default=30.0, help="longest clip accepted, seconds [default: 30]")
+    shared.add_vocoder(p, iterations=False)
     shared.add_device(p)
     p.set_defaults(func=cmd_demo)
 

@@ -7,7 +7,7 @@ import argparse
 def add_model(p: argparse.ArgumentParser, kind: str = "") -> None:
     what = f"{kind} model" if kind else "model"
     p.add_argument("model", help=f"{what}: a model folder, a run folder, or a bundled name "
-                   "(default-mel, default-midi)")
+                   "(default-mel, default-midi, default-vocoder)")
 
 
 def add_device(p: argparse.ArgumentParser) -> None:
@@ -40,11 +40,22 @@ def add_guidance(p: argparse.ArgumentParser) -> None:
 
 
 def add_decoding(p: argparse.ArgumentParser) -> None:
-    """What every verb that decodes and vocodes audio takes: the genre to decode with, the vocoder's
-    iterations, and the device."""
+    """What every verb that decodes and vocodes audio takes: the genre to decode with, the vocoder, and the
+    device."""
     add_genre(p)
-    p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations [default: 64]")
+    add_vocoder(p)
     add_device(p)
+
+
+def add_vocoder(p: argparse.ArgumentParser, *, iterations: bool = True) -> None:
+    """--vocoder, and (with ``iterations``) Griffin-Lim's --n-iter."""
+    p.add_argument("--vocoder", default="auto", help="how log-mels become sound: griffin-lim, default-vocoder "
+                   "(the bundled neural vocoder), a vocoder folder you trained (recipes/vocoder.toml), or auto: "
+                   "default-vocoder when it was trained on the model's mel front end, else griffin-lim "
+                   "[default: auto]")
+    if iterations:
+        p.add_argument("--n-iter", type=int, default=64, help="Griffin-Lim iterations (with --vocoder griffin-lim) "
+                       "[default: 64]")
 
 
 def add_midi_writing(p: argparse.ArgumentParser) -> None:

@@ -1,8 +1,10 @@
 """Audio in and out of a trained audio model: file -> log-mel the way the model's front end was configured, and
 log-mel -> waveform through a vocoder.
 
-Each loaded model gets one front end and one Griffin-Lim vocoder per device (and iteration count), made on first
-use and cached beside the model, not in its weights.
+Each loaded model gets one front end and one vocoder per choice and device, made on first use and cached beside
+the model, not in its weights. The vocoder choice is "griffin-lim", a neural vocoder (a model folder, a run, or
+"default-vocoder"), or "auto": the bundled neural vocoder when it was trained on the model's front end, else
+Griffin-Lim.
 """
 from __future__ import annotations
 
@@ -41,9 +43,42 @@ def frontend_for(model) -> MelFrontend:
     return _cached(model, ("frontend",), lambda: MelFrontend(model_mel_config(model)))
 
 
-def vocoder_for(model, n_iter: int = 32) -> GriffinLim:
-    """A Griffin-Lim vocoder for the model's front end on the model's device (cached per ``n_iter``)."""
-    return _cached(model, ("griffin-lim", n_iter), lambda: GriffinLim(model_mel_config(model), n_iter=n_iter))
+GRIFFIN_LIM, AUTO, DEFAULT_VOCODER = "griffin-lim", "auto", "default-vocoder"
+VOCODER_CHOICES = f"{GRIFFIN_LIM}, {DEFAULT_VOCODER}, a vocoder folder, or {AUTO}"
+
+
+def resolve_vocoder_choice(model, choice: str | None) -> str:
+    """"griffin-lim" or the neural vocoder ``choice`` names for ``model``: "auto" (or None) is the bundled
+    default-vocoder when its front end is the model's, else Griffin-Lim."""
+    if choice in (None, AUTO):
+        from .checkpoint import read_config
+        from .pretrained import bundled_model_path
+
+        try:
+            trained_on = read_config(bundled_model_path(DEFAULT_VOCODER))["model_args"].get("frontend")
+        except ConfigError:  # not installed
+            return GRIFFIN_LIM
+        return DEFAULT_VOCODER if MelConfig.from_any(trained_on) == model_mel_config(model) else GRIFFIN_LIM
+    return str(choice)
+
+
+def vocoder_for(model, choice: str | None = AUTO, *, n_iter: int = 32) -> torch.nn.Module:
+    """The vocoder (log-mel Tensor[B, n_mels, frames] -> waveform [B, samples]) for ``model``'s front end, on the
+    model's device, cached per choice: see :func:`resolve_vocoder_choice`; ``n_iter`` is Griffin-Lim's iteration
+    count. A neural vocoder trained on another front end is refused with a ConfigError naming both."""
+    choice = resolve_vocoder_choice(model, choice)
+    if choice == GRIFFIN_LIM:
+        return _cached(model, (GRIFFIN_LIM, n_iter), lambda: GriffinLim(model_mel_config(model), n_iter=n_iter))
+
+    def build():
+        from .checkpoint import load
+
+        vocoder = load(choice, modality="vocoder")
+        vocoder.check_pairs_with(model_mel_config(model), model_name=str(getattr(model, "checkpoint_path", "the model")),
+                                 name=f"vocoder {choice}")
+        return vocoder
+
+    return _cached(model, ("neural", choice), build)
 
 
 def clip_to_mel(model, path: str | os.PathLike, *, normalization: str = "peak", max_seconds: float | None = None,
@@ -72,10 +107,13 @@ def waveform_to_mel(model, waveform: np.ndarray, *, path="<waveform>", normaliza
     return frontend_for(model)(tensor)
 
 
-def mel_to_waveform(model, mel: torch.Tensor, *, n_iter: int = 32, vocoder=None) -> np.ndarray:
-    """log-mel Tensor[n_mels, frames] -> float32 waveform [samples] via ``vocoder`` (default: the model's
-    Griffin-Lim with ``n_iter`` iterations); peaks above 0.95 are scaled down to 0.95."""
-    vocoder = vocoder or vocoder_for(model, n_iter)
-    waveform = vocoder(mel.float()).cpu().numpy()
+def mel_to_waveform(model, mel: torch.Tensor, *, vocoder: str | torch.nn.Module | None = AUTO,
+                    n_iter: int = 32) -> np.ndarray:
+    """log-mel Tensor[n_mels, frames] -> float32 waveform [samples] via ``vocoder``: a vocoder module, or a choice
+    for :func:`vocoder_for` (default "auto"; ``n_iter`` for Griffin-Lim). Peaks above 0.95 are scaled to 0.95."""
+    if not isinstance(vocoder, torch.nn.Module):
+        vocoder = vocoder_for(model, vocoder, n_iter=n_iter)
+    with torch.inference_mode():
+        waveform = vocoder(mel.float()).cpu().numpy()
     peak = float(np.abs(waveform).max()) if waveform.size else 0.0
     return waveform * (0.95 / peak) if peak > 0.95 else waveform

@@ -1,4 +1,5 @@
-"""The default models shipped inside the package: ``audiovae.load("default-mel")`` and ``"default-midi"``.
+"""The default models shipped inside the package: ``audiovae.load("default-mel")``, ``"default-midi"`` and
+``"default-vocoder"``.
 
 Each lives in ``audiovae/assets/models/<name>/`` as a normal checkpoint folder (config.json, model.safetensors)
 plus a MODEL_CARD.md saying what it was trained on, how, and how well it does.
@@ -14,6 +15,8 @@ BUNDLED_MODELS = {
     "default-mel": "log-mel VAE with a learned genre prior, trained on real recordings (music_real) and rendered "
                    "clips (audio_genres)",
     "default-midi": "piano-roll CVAE, genre-conditioned, trained on the bundled midi_genres data",
+    "default-vocoder": "neural vocoder (log-mel -> waveform) for default-mel's front end, trained on real "
+                       "recordings (music_real) and rendered clips (audio_genres)",
 }
 
 

@@ -1,5 +1,5 @@
-"""What the audio benchmarks share: the model's own held-out split of its data folders, and the audio genre
-classifier (trained on the training recordings only) that judges decoded output."""
+"""What the audio benchmarks share: the model's own held-out split of its data folders (and its flags), and the
+audio genre classifier (trained on the training recordings only) that judges decoded output."""
 from __future__ import annotations
 
 import time
@@ -11,6 +11,14 @@ from audiovae.audio.classify import train_audio_classifier
 from audiovae.checkpoint import load, read_config, write_model_folder
 from audiovae.data.audio_folder import AudioFolder
 from audiovae.errors import AudioVAEError
+
+
+def add_split_args(p) -> None:
+    """The held-out split of a training recipe as benchmark flags (the defaults are every recipe's)."""
+    p.add_argument("--split-group", default="file", help="file | parent | regex:<pattern> [file]")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="share of recordings held out [0.1]")
+    p.add_argument("--seed", type=int, default=0, help="split seed (the recipe's train.seed) [0]")
+    p.add_argument("--cache", default="/tmp/audiovae-cache", help="cache folder, outside the data [/tmp/audiovae-cache]")
 
 
 def data_split(model, data: str | list[str], cache: str):

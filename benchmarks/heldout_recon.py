@@ -24,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import audiovae  # noqa: E402
+from _judges import add_split_args  # noqa: E402
 from audiovae.audio.reconstruction import clip_metrics  # noqa: E402
 from audiovae.data import AudioFolder  # noqa: E402
 
@@ -34,10 +35,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="audio model: a model or run folder, or a bundled name (default-mel)")
     p.add_argument("data", nargs="+", help="audio folder(s) with genre subfolders")
-    p.add_argument("--split-group", default="file", help="file | parent | regex:<pattern> [file]")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="share of recordings held out [0.1]")
-    p.add_argument("--seed", type=int, default=0, help="split seed (the recipe's train.seed) [0]")
-    p.add_argument("--cache", default="/tmp/audiovae-cache", help="log-mel cache folder [/tmp/audiovae-cache]")
+    add_split_args(p)
     p.add_argument("--threads", type=int, default=2, help="torch threads [2]")
     p.add_argument("--json", help="also write the table as JSON here")
     return p.parse_args(argv)

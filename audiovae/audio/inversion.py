@@ -18,7 +18,8 @@ _INITS = ("phase_locked", "zeros", "random")
 
 @runtime_checkable
 class Vocoder(Protocol):
-    """Anything that turns natural-log mels back into sound (GriffinLim now, a neural vocoder later).
+    """Anything that turns natural-log mels back into sound: GriffinLim, or the neural MelVocoder
+    (audiovae.models.vocoder).
 
     ``__call__(log_mel: Tensor[B, n_mels, frames] or [n_mels, frames])`` returns a float32 waveform
     ``Tensor[B, samples]`` or ``[samples]`` at ``sample_rate`` Hz, roughly in [-1, 1] (not clipped).
@@ -91,7 +92,7 @@ def _support(filters: torch.Tensor) -> tuple[int, int]:
     return int(used[0]), int(used[-1]) + 1
 
 
-class _CentredSTFT:
+class CentredSTFT:
     """Preallocated STFT(ISTFT(spec)) round trip for fixed (batch, frames, n_fft, hop_length).
 
     Computes what torch.stft(torch.istft(spec, center=True), center=True, pad_mode="reflect") does with a
@@ -182,7 +183,7 @@ def griffin_lim(magnitude: torch.Tensor, *, n_fft: int, hop_length: int, n_iter:
     lead, (n_bins, n_frames) = magnitude.shape[:-2], magnitude.shape[-2:]
     device = magnitude.device
     target = magnitude.detach().reshape(-1, n_bins, n_frames).transpose(1, 2).to(torch.float32).contiguous()
-    stft = _CentredSTFT(target.shape[0], n_frames, n_fft=n_fft, hop_length=hop_length, device=device)
+    stft = CentredSTFT(target.shape[0], n_frames, n_fft=n_fft, hop_length=hop_length, device=device)
 
     spec = _initial_spectrum(target, init=init, seed=seed, n_fft=n_fft, hop_length=hop_length)
     spec_r, previous_r = torch.view_as_real(spec), torch.zeros_like(torch.view_as_real(spec))

@@ -18,6 +18,7 @@ import gradio as gr  # noqa: E402
 
 from ..errors import AudioVAEError  # noqa: E402
 from ..examples import example_clips  # noqa: E402
+from ..inference import resolve_vocoder_choice, vocoder_for  # noqa: E402
 from . import handlers  # noqa: E402
 from ..device import resolve_device  # noqa: E402
 from .models import LoadedModel, device_label, load_demo_model  # noqa: E402
@@ -97,7 +98,7 @@ def _blend_tab(mel: LoadedModel, *, max_seconds: float, out_dir: str, examples) 
 
     def blend(a, b, alpha, method, align, strip, progress=gr.Progress()):
         r = _call(handlers.blend_clips, model, a, b, alpha=alpha, method=method, align=align, strip=strip,
-                  max_seconds=max_seconds, out_dir=out_dir, progress=progress)
+                  max_seconds=max_seconds, vocoder=mel.vocoder, out_dir=out_dir, progress=progress)
         return r.figure, str(r.audio), str(r.strip) if r.strip else None, r.message
 
     button.click(blend, [clip_a, clip_b, alpha, method, align, strip], [plot, out, strip_out, status],
@@ -150,7 +151,7 @@ def _explore_tab(mel: LoadedModel, *, max_seconds: float, out_dir: str) -> None:
 
     def sample(genre, seconds, temperature, seed, progress=gr.Progress()):
         r = _call(handlers.sample_prior, model, genre=genre or None, seconds=seconds, temperature=temperature,
-                  seed=seed, out_dir=out_dir, progress=progress)
+                  seed=seed, vocoder=mel.vocoder, out_dir=out_dir, progress=progress)
         return r.figure, str(r.audio), r.message
 
     sample_button.click(sample, [genre, seconds, temperature, seed], [sample_plot, sample_audio, sample_status],
@@ -177,7 +178,7 @@ def _explore_tab(mel: LoadedModel, *, max_seconds: float, out_dir: str) -> None:
 
     def shift(clip, source, target, amount, route, progress=gr.Progress()):
         r = _call(handlers.shift_clip, model, clip, target=target, amount=amount, source=source or None, route=route,
-                  max_seconds=max_seconds, out_dir=out_dir, progress=progress)
+                  max_seconds=max_seconds, vocoder=mel.vocoder, out_dir=out_dir, progress=progress)
         return r.figure, str(r.audio), r.message
 
     shift_button.click(shift, [clip, source, target, amount, route], [shift_plot, shift_audio, shift_status],
@@ -186,7 +187,7 @@ def _explore_tab(mel: LoadedModel, *, max_seconds: float, out_dir: str) -> None:
 
 # --- the app -------------------------------------------------------------------------------------------------
 def build_demo(mel_model=None, midi_model=None, *, device=None, max_seconds: float = 30.0,
-               examples: Sequence | None = None) -> gr.Blocks:
+               examples: Sequence | None = None, vocoder: str = "auto") -> gr.Blocks:
     """The demo page.
 
     mel_model, midi_model: loaded models or checkpoint/run folders; None loads the bundled "default-mel" /
@@ -194,7 +195,9 @@ def build_demo(mel_model=None, midi_model=None, *, device=None, max_seconds: flo
     device: "auto"/None (GPU when present), "cpu" or "cuda". max_seconds: longest upload accepted, seconds.
     examples: audio paths for the Blend tab, as pairs [[a, b], ...] or a flat list (each paired with the next);
     None offers the bundled clips (one per genre, :func:`audiovae.examples.example_clips`, those no longer than
-    max_seconds), each paired with the next genre's; [] offers none.
+    max_seconds), each paired with the next genre's; [] offers none. vocoder: how the mel model's log-mels become
+    sound ("auto", "griffin-lim", "default-vocoder" or a vocoder folder); a neural vocoder trained on another
+    front end than the mel model's is refused here, before the page is built (ConfigError).
     """
     if not max_seconds > 0:
         raise AudioVAEError(f"max_seconds must be > 0, got {max_seconds}")
@@ -202,12 +205,15 @@ def build_demo(mel_model=None, midi_model=None, *, device=None, max_seconds: flo
         examples = example_clips(max_seconds=max_seconds)
     torch_device = resolve_device(device)
     mel = load_demo_model(mel_model, "mel", torch_device)
+    if mel.model is not None:
+        mel.vocoder = resolve_vocoder_choice(mel.model, vocoder)
+        vocoder_for(mel.model, mel.vocoder)  # load (and check) it now, not at the first click
     midi = load_demo_model(midi_model, "midi", torch_device)
     out_dir = tempfile.mkdtemp(prefix="audiovae-demo-")
     with gr.Blocks(title="audiovae demo", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# audiovae\nBlend clips in a mel VAE's latent space, generate MIDI by genre, explore the latents.")
         gr.Markdown(f"Running on **{device_label(torch_device)}** · mel model: `{_name(mel)}` · "
-                    f"MIDI model: `{_name(midi)}`", elem_id="device-line")
+                    f"vocoder: `{mel.vocoder}` · MIDI model: `{_name(midi)}`", elem_id="device-line")
         with gr.Tabs():
             with gr.Tab("Blend", id="blend"):
                 if mel.model is None:

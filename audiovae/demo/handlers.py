@@ -177,14 +177,14 @@ def _encode(model, mel: torch.Tensor, cond=None) -> torch.Tensor:
     return model.encode(mel[None], cond).mode()[0]
 
 
-def _vocode(model, mel: torch.Tensor, n_iter: int) -> np.ndarray:
-    return mel_to_waveform(model, mel, n_iter=n_iter)
+def _vocode(model, mel: torch.Tensor, vocoder: str) -> np.ndarray:
+    return mel_to_waveform(model, mel, vocoder=vocoder)
 
 
 # --- Blend ---------------------------------------------------------------------------------------------------
 @torch.no_grad()
 def blend_clips(model, path_a, path_b, *, alpha: float = 0.5, method: str = "slerp", align: str = "crop",
-                strip: bool = False, max_seconds: float = 30.0, n_iter: int = 32,
+                strip: bool = False, max_seconds: float = 30.0, vocoder: str = "auto",
                 out_dir: str | os.PathLike, progress: Progress = None) -> BlendResult:
     """Blend two clips in the mel VAE's latent space: z = interpolate(z_A, z_B, alpha) frame by frame.
 
@@ -210,7 +210,7 @@ def blend_clips(model, path_a, path_b, *, alpha: float = 0.5, method: str = "sle
     config = model_mel_config(model)
     out = fresh_dir(out_dir, "blend")
     _report(progress, 0.4, "vocoding the blend")
-    blend_path = write_wav(out / f"blend_alpha{alpha:.2f}_{method}.wav", _vocode(model, mels[0], n_iter),
+    blend_path = write_wav(out / f"blend_alpha{alpha:.2f}_{method}.wav", _vocode(model, mels[0], vocoder),
                            config.sample_rate)
     strip_path = None
     if strip:
@@ -218,7 +218,7 @@ def blend_clips(model, path_a, path_b, *, alpha: float = 0.5, method: str = "sle
         pieces = []
         for i, mel in enumerate(mels[1:]):
             _report(progress, 0.5 + 0.5 * i / STRIP_STEPS, f"vocoding morph step {i + 1}/{STRIP_STEPS}")
-            pieces += [_vocode(model, mel, n_iter), gap]
+            pieces += [_vocode(model, mel, vocoder), gap]
         strip_path = write_wav(out / f"morph_strip_{method}.wav", np.concatenate(pieces[:-1]), config.sample_rate)
     name_a, name_b = Path(path_a).name, Path(path_b).name
     figure = _figure([mel_a, mel_b, mels[0]], [f"A: {name_a}", f"B: {name_b}", f"blend α={alpha:.2f} ({method})"],
@@ -233,7 +233,7 @@ def blend_clips(model, path_a, path_b, *, alpha: float = 0.5, method: str = "sle
 # --- Explore -------------------------------------------------------------------------------------------------
 @torch.no_grad()
 def sample_prior(model, *, genre: str | None = None, seconds: float = 4.0, temperature: float = 1.0, seed: int = 0,
-                 n_iter: int = 32, out_dir: str | os.PathLike, progress: Progress = None) -> AudioResult:
+                 vocoder: str = "auto", out_dir: str | os.PathLike, progress: Progress = None) -> AudioResult:
     """Decode a prior sample of ``seconds`` under ``genre`` (None = no genre): noise N(0, temperature^2 I)
     mapped through the model's prior for that genre."""
     genre = _genre_or_none(model, genre)
@@ -249,7 +249,7 @@ def sample_prior(model, *, genre: str | None = None, seconds: float = 4.0, tempe
     _report(progress, 0.4, "vocoding")
     label = genre or "no genre"
     out = fresh_dir(out_dir, "sample")
-    audio = write_wav(out / f"sample_{_slug(label)}_seed{int(seed)}.wav", _vocode(model, mel, n_iter),
+    audio = write_wav(out / f"sample_{_slug(label)}_seed{int(seed)}.wav", _vocode(model, mel, vocoder),
                       config.sample_rate)
     figure = _figure([mel], [f"prior sample: {label} (T={temperature:g}, seed {int(seed)})"], model)
     _report(progress, 1.0, "done")
@@ -259,7 +259,7 @@ def sample_prior(model, *, genre: str | None = None, seconds: float = 4.0, tempe
 
 @torch.no_grad()
 def shift_clip(model, path, *, target: str, amount: float = 1.0, source: str | None = None,
-               route: str = "condition", max_seconds: float = 30.0, n_iter: int = 32,
+               route: str = "condition", max_seconds: float = 30.0, vocoder: str = "auto",
                out_dir: str | os.PathLike, progress: Progress = None) -> AudioResult:
     """Move a clip toward genre ``target`` by ``amount`` in [0, 1] (0 = the clip's reconstruction).
 
@@ -293,7 +293,7 @@ def shift_clip(model, path, *, target: str, amount: float = 1.0, source: str | N
     config = model_mel_config(model)
     out = fresh_dir(out_dir, "shift")
     audio = write_wav(out / f"{_slug(Path(path).stem)}_to_{_slug(target)}_{amount:.2f}.wav",
-                      _vocode(model, shifted, n_iter), config.sample_rate)
+                      _vocode(model, shifted, vocoder), config.sample_rate)
     figure = _figure([mel, shifted], [f"clip: {Path(path).name}", f"{amount:.2f} toward {target} ({route})"], model)
     _report(progress, 1.0, "done")
     return AudioResult(figure, audio, f"Moved {Path(path).name} {amount:.2f} of the way toward {target} "

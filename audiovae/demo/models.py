@@ -38,6 +38,7 @@ class LoadedModel:
     model: torch.nn.Module | None
     source: str
     message: str = ""
+    vocoder: str = "auto"  # mel models: how their log-mels become sound (see audiovae.inference.vocoder_for)
 
 
 def load_demo_model(spec, kind: str, device: torch.device) -> LoadedModel:

@@ -106,12 +106,16 @@ class MelVAE(LatentModelBase):
 
     def decode(self, z: torch.Tensor, cond: torch.Tensor | None = None, *, frames: int | None = None) -> torch.Tensor:
         """z: Tensor[B, C, T'] -> log-mel Tensor[B, n_mels, frames] (frames defaults to T' * time_downsample)."""
-        c = self.embed_condition(cond, z.shape[0], z.device)
+        x_hat = self.decode_embedded(z, self.embed_condition(cond, z.shape[0], z.device))
+        return x_hat if frames is None else x_hat[..., :frames]
+
+    def decode_embedded(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """z: Tensor[B, C, T'], c: the embedded condition Tensor[B, cond_dim] (None when unconditional) ->
+        log-mel Tensor[B, n_mels, T' * time_downsample]. The whole decoder as one graph (what export traces)."""
         h = self.dec_mid(self.dec_in(z), c)
         for up, stage in zip(self.dec_up, self.dec_stages):
             h = stage(up(h), c)
-        x_hat = self.dec_out(F.silu(h)) * self.input_scale + self.input_shift
-        return x_hat if frames is None else x_hat[..., :frames]
+        return self.dec_out(F.silu(h)) * self.input_scale + self.input_shift
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, temperature: float = 1.0):
         """Returns (x_hat Tensor[B, n_mels, frames], posterior)."""

@@ -15,12 +15,12 @@ from typing import Any, Literal
 from ..audio.features import MelConfig
 from ..errors import ConfigError, ParameterError
 
-TASKS = ("mel_vae", "midi_cvae", "mel_prior")
+TASKS = ("mel_vae", "midi_cvae", "mel_prior", "vocoder")
 
 
 @dataclass
 class DataConfig:
-    """Where the data is and how it is cut. Audio keys apply to mel_vae, MIDI keys to midi_cvae."""
+    """Where the data is and how it is cut. Audio keys apply to mel_vae and vocoder, MIDI keys to midi_cvae."""
 
     path: str | list[str] | None = None  # the data folder, or several (audio) pooled by genre name (usually --data)
     cache_dir: str | None = None        # default: <run>/cache; never inside the data folder
@@ -53,6 +53,11 @@ class LossConfig:
     beta_warmup_steps: int = 1000       # linear warm-up from 0
     free_bits: float = 0.0              # nats per latent channel (per position) below which KL is free
     spectral_weight: float = 0.0        # mel: weight of a spectral-convergence term on mel magnitudes
+    stft_weight: float = 1.0            # vocoder: weight of the multi-resolution STFT distance
+    mel_weight: float = 1.0             # vocoder: weight of the log-mel L1 of the output
+    adversarial: bool = False           # vocoder: add multi-period + multi-resolution discriminators (GPU runs)
+    adversarial_weight: float = 1.0     # vocoder: least-squares GAN loss of the generator
+    feature_weight: float = 2.0         # vocoder: discriminator feature matching
 
 
 @dataclass

@@ -248,6 +248,9 @@ def build_task(recipe: Recipe, run_dir: Path, dist: DistInfo, progress: bool) ->
     if recipe.task == "mel_vae":
         from .mel_task import MelTask
         return MelTask(recipe, run_dir, dist, progress=progress)
+    if recipe.task == "vocoder":
+        from .vocoder_task import VocoderTask
+        return VocoderTask(recipe, run_dir, dist, progress=progress)
     if recipe.task == "mel_prior":
         from .prior_task import MelPriorTask
         return MelPriorTask(recipe, run_dir, dist, progress=progress)
