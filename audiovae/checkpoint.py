@@ -125,6 +125,16 @@ def write_model_folder(folder: str | os.PathLike, model: torch.nn.Module, *, ext
     return folder
 
 
+def update_config(folder: str | os.PathLike, values: dict) -> Path:
+    """Add or replace top-level keys of a model folder's config.json (atomically; the weights are untouched)."""
+    from ._atomic import atomic_write_text
+
+    folder = resolve(folder)
+    config = read_config(folder) | _jsonable(values)
+    atomic_write_text(folder / "config.json", json.dumps(config, indent=2, sort_keys=True))
+    return folder
+
+
 def resolve(path: str | os.PathLike) -> Path:
     """The model folder meant by ``path``: the folder itself; a run folder (its final model/, else its latest
     checkpoint); a run's checkpoints/ folder; or the name of a bundled model ("default-mel", "default-midi")."""
@@ -207,5 +217,6 @@ def load(path: str | os.PathLike, *, device: str | torch.device = "cpu", modalit
     if missing or unexpected:
         raise ConfigError(f"{folder}: weights do not fit {name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
     model.latent_stats = config.get("latent_stats") or {}
+    model.anomaly_calibration = config.get("anomaly_calibration")  # see audiovae.latent.anomaly.Calibration
     model.checkpoint_path = folder
     return model.to(resolve_device(device)).eval()

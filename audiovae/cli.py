@@ -177,9 +177,14 @@ def cmd_score(args) -> int:
 
     from ._atomic import atomic_write_text
     from .checkpoint import load
-    from .scoring import score_files
+    from .scoring import calibration_of, score_files
 
     model = load(args.model, device=args.device)
+    if model.modality == "audio" and calibration_of(model) is not None:
+        return _score_spans(model, args)
+    if args.png or args.csv or args.threshold is not None:
+        raise AudioVAEError(f"--png, --csv and --threshold need an audio model with an anomaly calibration; "
+                            f"{args.model} has none (`audiovae calibrate MODEL --data DIR` adds it)")
     results = score_files(model, args.files)
     scored = sorted((r for r in results if r[1] is not None), key=lambda r: -r[1])
     failed = [r for r in results if r[1] is None]
@@ -187,10 +192,7 @@ def cmd_score(args) -> int:
     print(f"{'rank':>4}  {'file':<{width}}  {'score':>10}   (negative ELBO, nats per frame; most anomalous first)")
     for rank, (path, score, _) in enumerate(scored, 1):
         print(f"{rank:>4}  {path:<{width}}  {score:>10.3f}")
-    if failed:
-        print(f"not scored ({len(failed)}):")
-        for path, _, reason in failed:
-            print(f"  {path}: {reason}")
+    _print_failed([(path, reason) for path, _, reason in failed])
     if args.json:
         rows = [{"rank": rank, "path": p, "score": s} for rank, (p, s, _) in enumerate(scored, 1)]
         rows += [{"rank": None, "path": p, "score": None, "error": e} for p, _, e in failed]
@@ -198,6 +200,98 @@ def cmd_score(args) -> int:
                                                 indent=2))
     if not scored:
         raise AudioVAEError(f"none of the {len(results)} files could be scored")
+    return 0
+
+
+def _print_failed(failed: list[tuple[str, str]]) -> None:
+    if failed:
+        print(f"not scored ({len(failed)}):")
+        for path, reason in failed:
+            print(f"  {path}: {reason}")
+
+
+def _score_spans(model, args) -> int:
+    """Calibrated scores and flagged spans of audio files (see audiovae.scoring.inspect_files)."""
+    import csv
+    import io
+    import json
+
+    from ._atomic import atomic_write_text
+    from .latent.anomaly import WINDOW_SECONDS
+    from .scoring import calibration_of, inspect_files
+
+    threshold = calibration_of(model).threshold if args.threshold is None else args.threshold
+    results = inspect_files(model, args.files, threshold=threshold)
+    scored = sorted((r for r in results if r.error is None), key=lambda r: -r.score)
+    width = max([len("file")] + [len(r.path) for r in scored])
+    print(f"{'rank':>4}  {'file':<{width}}  {'score':>6}  flagged spans (score: standard deviations above the "
+          f"model's typical held-out {WINDOW_SECONDS:g} s window; threshold {threshold:g}; most anomalous first)")
+    for rank, r in enumerate(scored, 1):
+        spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b, _ in r.spans) or "-"
+        print(f"{rank:>4}  {r.path:<{width}}  {r.score:>6.2f}  {spans}")
+    _print_failed([(r.path, r.error) for r in results if r.error is not None])
+    if args.png:
+        from .audio.plots import anomaly_figure, save_figure
+
+        folder, used = Path(args.png), set()
+        for r in scored:
+            name = Path(r.path).stem
+            while name in used:
+                name += "_"
+            used.add(name)
+            save_figure(anomaly_figure(r.mel, r.curve, r.spans, threshold=threshold,
+                                       frames_per_second=model.frontend.frames_per_second,
+                                       curve_rate=r.frames_per_second, title=Path(r.path).name),
+                        folder / f"{name}_anomaly.png")
+        print(f"wrote {len(scored)} pictures to {folder}")
+    spans = [{"path": r.path, "start": round(a, 3), "end": round(b, 3), "peak": round(p, 3)}
+             for r in scored for a, b, p in r.spans]
+    if args.json:
+        rows = [{"rank": rank, "path": r.path, "score": round(r.score, 3),
+                 "spans": [{k: v for k, v in s.items() if k != "path"} for s in spans if s["path"] == r.path]}
+                for rank, r in enumerate(scored, 1)]
+        rows += [{"rank": None, "path": r.path, "score": None, "error": r.error} for r in results if r.error]
+        atomic_write_text(args.json, json.dumps({
+            "model": str(args.model), "threshold": threshold, "files": rows,
+            "unit": f"standard deviations above the model's typical held-out {WINDOW_SECONDS:g} s window"}, indent=2))
+    if args.csv:
+        table = io.StringIO()
+        writer = csv.DictWriter(table, fieldnames=["path", "start", "end", "peak"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(spans)
+        atomic_write_text(args.csv, table.getvalue())
+    if not scored:
+        raise AudioVAEError(f"none of the {len(results)} files could be scored")
+    return 0
+
+
+# --- calibrate -----------------------------------------------------------------------------------------------
+def cmd_calibrate(args) -> int:
+    from dataclasses import replace
+
+    from .checkpoint import read_config, resolve, update_config
+    from .data.audio_folder import AudioFolder
+    from .latent.anomaly import Calibration
+    from .train.mel_task import held_out_calibration
+
+    model = shared.load_model_for(args, "audio")
+    folder = resolve(args.model)
+    recipe = read_config(folder).get("recipe") or {}
+    data, seed = recipe.get("data", {}), recipe.get("train", {}).get("seed", 0)
+    _, held_out = AudioFolder.splits(args.data if len(args.data) > 1 else args.data[0], cache_dir=args.cache,
+                                     mel_config=model.frontend, val_fraction=data.get("val_fraction", 0.1),
+                                     labels=bool(model.conditions), normalization=data.get("normalization", "peak"),
+                                     min_seconds=data.get("min_seconds", 0.5), seed=seed,
+                                     split_group=data.get("split_group", "file"))
+    calibration = held_out_calibration(model, held_out)
+    if calibration is None:
+        raise AudioVAEError("the split holds no held-out recordings to calibrate on; pass the folders the model was "
+                            "trained on (its recipe's data.val_fraction must be > 0)")
+    calibration = replace(Calibration.from_dict(calibration), threshold=args.threshold).to_dict()
+    update_config(folder, {"anomaly_calibration": calibration})
+    print(f"calibrated {folder} on {calibration['recordings']} held-out recordings ({calibration['windows']} "
+          f"windows): typical window KL {calibration['mean']:.2f} +- {calibration['std']:.2f} nats per latent frame; "
+          f"threshold {args.threshold:g} SD")
     return 0
 
 
@@ -328,15 +422,35 @@ def build_parser() -> argparse.ArgumentParser:
     shared.add_decoding(p)
     p.set_defaults(func=cmd_blend)
 
-    p = verbs.add_parser("score", help="rank files by how anomalous the model finds them",
-                         description="Anomaly scores: each file's negative ELBO per frame under the model (audio "
-                         "files for mel models, MIDI files for MIDI models), most anomalous first. Files that "
-                         "cannot be read are listed with the reason at the end.")
+    p = verbs.add_parser("score", help="rank files by how anomalous the model finds them, and say where",
+                         description="Anomaly scores, most anomalous first. For a mel model with an anomaly "
+                         "calibration (every model trained by this version, and default-mel): each file's score is "
+                         "its worst 1 s window in standard deviations above the model's typical held-out window, and "
+                         "the time spans above --threshold are listed (--png draws them, --json/--csv write them). "
+                         "Otherwise (MIDI models, older mel models): the negative ELBO per frame. Files that cannot "
+                         "be read are listed with the reason at the end.")
     shared.add_model(p)
     p.add_argument("files", nargs="+", help="audio files (mel models) or MIDI files (MIDI models)")
-    p.add_argument("--json", help="also write the ranking as JSON here")
+    p.add_argument("--threshold", type=float, help="flag windows scoring above this many standard deviations "
+                   "[default: the model's calibration, 3]")
+    p.add_argument("--png", help="folder for one picture per file: the mel, the anomaly curve, the flagged spans")
+    p.add_argument("--json", help="also write the ranking (and spans) as JSON here")
+    p.add_argument("--csv", help="also write the flagged spans as CSV here (path, start, end, peak)")
     shared.add_device(p)
     p.set_defaults(func=cmd_score)
+
+    p = verbs.add_parser("calibrate", help="store how a mel model's anomaly scores run on held-out data",
+                         description="Score the model's own held-out recordings (the split of its recipe, from the "
+                         "folders it was trained on) and store the typical window score in its config.json, so "
+                         "`audiovae score` reports standard deviations above typical and flags spans. Training "
+                         "does this by itself; use it for models trained before, or to change the threshold.")
+    shared.add_model(p, "audio")
+    p.add_argument("--data", action="append", required=True, help="a folder the model was trained on (repeatable)")
+    p.add_argument("--cache", default="/tmp/audiovae-cache", help="log-mel cache folder, outside the data "
+                   "[default: /tmp/audiovae-cache]")
+    p.add_argument("--threshold", type=float, default=3.0, help="the default threshold to store [default: 3]")
+    shared.add_device(p)
+    p.set_defaults(func=cmd_calibrate)
 
     p = verbs.add_parser("export", help="write a mel model's decoder and vocoder as TorchScript or ONNX",
                          description="Export for real-time hosts: a mel model's decoder (z and genre weights -> "

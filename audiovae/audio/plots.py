@@ -44,3 +44,29 @@ def save_figure(fig, path: str | os.PathLike) -> Path:
 
 def save_mel_png(path, mels, titles, *, frames_per_second: float) -> Path:
     return save_figure(mel_figure(mels, titles, frames_per_second=frames_per_second), path)
+
+
+def anomaly_figure(mel, curve, spans, *, threshold: float, frames_per_second: float, curve_rate: float,
+                   title: str):
+    """The log-mel [n_mels, frames] above its calibrated anomaly curve [T'] (at ``curve_rate`` values per second),
+    with the threshold and the flagged (start s, end s, peak) spans shaded in both panels."""
+    mel = np.asarray(mel.detach().cpu() if hasattr(mel, "detach") else mel, dtype=np.float32)
+    curve = np.asarray(curve.detach().cpu() if hasattr(curve, "detach") else curve, dtype=np.float32)
+    seconds = mel.shape[1] / frames_per_second
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 4.8), sharex=True, constrained_layout=True,
+                                      gridspec_kw={"height_ratios": [3, 1.4]})
+    top.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=max(float(mel.min()), float(mel.max()) - 12),
+               extent=(0, seconds, 0, mel.shape[0]))
+    top.set_title(title)
+    top.set_ylabel("mel band")
+    times = (np.arange(len(curve)) + 0.5) / curve_rate
+    bottom.plot(times, curve, color="black", linewidth=1)
+    bottom.axhline(threshold, color="tab:red", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
+    for start, end, _ in spans:
+        for ax in (top, bottom):
+            ax.axvspan(start, end, color="tab:red", alpha=0.25 if ax is bottom else 0.35)
+    bottom.set_xlim(0, seconds)
+    bottom.set_xlabel("seconds")
+    bottom.set_ylabel("score (SD)")
+    bottom.legend(loc="upper right", fontsize=8)
+    return fig

@@ -514,6 +514,7 @@ def write_final_model(run: Run, final: Path, checksums: list[float]) -> dict[str
         flush_metrics(run)
     with evaluation_weights(run) as model:
         model.latent_stats = run.task.latent_stats(model)
+        calibration = run.task.anomaly_calibration(model)
         summary = run.task.validate(model)
         run.metrics.write(state.step, summary)
         run.metrics.close()
@@ -522,7 +523,7 @@ def write_final_model(run: Run, final: Path, checksums: list[float]) -> dict[str
             "steps": state.step, "train_seconds": round(state.train_seconds, 1), "device": str(run.device),
             "processes": run.dist.world_size, "nonfinite_steps": state.nonfinite_total, "validation": summary,
             "stop_reason": run.stop_reason, "weights": "moving average" if run.ema is not None else "last step",
-            "rank_weight_checksums": checksums}})
+            "rank_weight_checksums": checksums}} | ({"anomaly_calibration": calibration} if calibration else {}))
     return summary
 
 

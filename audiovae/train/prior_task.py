@@ -79,7 +79,7 @@ class MelPriorTask(Task):
             split_group=d.get("split_group", "file"), progress=self.progress)
         if self.vae.conditions and list(train_set.genres) != list(self.vae.conditions):
             raise ConfigError(f"the data's genres {train_set.genres} differ from the VAE's {self.vae.conditions}")
-        self.genres, self.train_report = list(self.vae.conditions), train_set.report
+        self.genres, self.train_report, self.val_set = list(self.vae.conditions), train_set.report, val_set
         window = int(settings.get("window_frames", 64))
         self.train_windows = LatentWindows(self._encode(train_set), window)
         self.val_posteriors = self._encode(val_set)
@@ -154,3 +154,8 @@ class MelPriorTask(Task):
 
     def latent_stats(self, model) -> dict:
         return self.vae.latent_stats
+
+    def anomaly_calibration(self, model) -> dict | None:
+        from .mel_task import held_out_calibration
+
+        return held_out_calibration(unwrap(model), self.val_set)

@@ -55,6 +55,12 @@ class Task:
         """Latent mean/std and per-genre centroids over the training data, stored in the checkpoint."""
         return {}
 
+    @torch.no_grad()
+    def anomaly_calibration(self, model: torch.nn.Module) -> dict | None:
+        """How the model's anomaly map scores held-out data (audiovae.latent.anomaly.Calibration as a dict), stored
+        in the checkpoint so scores read as standard deviations above typical; None when the task has none."""
+        return None
+
     def report(self) -> str:
         """What the data scan used and skipped, for the log."""
         return ""

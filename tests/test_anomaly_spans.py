@@ -1,0 +1,116 @@
+"""Defects inside a recording: the windowed frame KL, its calibration, flagged spans, and `audiovae score`/`calibrate`."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from audiovae.checkpoint import load, read_config
+from audiovae.cli import main
+from audiovae.latent.anomaly import (Calibration, calibrate, calibrated_map, flagged_spans, frame_kl,
+                                     moving_average, window_frames)
+from audiovae.train.config import load_recipe
+from audiovae.train.loop import train
+from conftest import write_clip
+
+RECIPES = Path(__file__).parent.parent / "recipes"
+
+
+def test_moving_average_keeps_constants_and_averages_inside():
+    values = torch.tensor([[1.0, 1.0, 1.0, 1.0, 1.0], [0.0, 0.0, 3.0, 0.0, 0.0]])
+    smooth = moving_average(values, 3)
+    assert torch.allclose(smooth[0], torch.ones(5))
+    assert torch.allclose(smooth[1], torch.tensor([0.0, 1.0, 1.0, 1.0, 0.0]))
+    assert torch.equal(moving_average(values, 1), values)
+
+
+def test_flagged_spans_merge_close_runs_and_report_peaks():
+    scores = torch.tensor([0, 4, 5, 0, 4, 0, 0, 0, 0, 0, 6, 0], dtype=torch.float32)
+    # 10 frames per second: the runs at 0.1-0.3 s and 0.4-0.5 s are 0.1 s apart (merged); 1.0-1.1 s stands alone
+    assert flagged_spans(scores, 3.0, 10.0) == [(0.1, 0.5, 5.0), (1.0, 1.1, 6.0)]
+    assert flagged_spans(scores, 3.0, 10.0, merge_gap=0.0) == [(0.1, 0.3, 5.0), (0.4, 0.5, 4.0), (1.0, 1.1, 6.0)]
+    assert flagged_spans(scores, 10.0, 10.0) == []
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("anomaly")
+    for genre in ("low", "high"):
+        for i in range(3):
+            write_clip(root / "data" / genre / f"{genre}{i}.wav", seconds=2.0, kind=["sine", "chirp", "noise"][i],
+                       seed=i)
+    recipe = load_recipe(RECIPES / "mel_vae_tiny.toml", [f'data.path="{root / "data"}"', "train.sample_every=0",
+                                                        f'data.cache_dir="{root / "cache"}"'])
+    train(recipe, root / "run", progress=False, log=lambda *_: None)
+    return root
+
+
+def test_training_stores_a_calibration_that_standardises_held_out_windows(trained):
+    stored = read_config(trained / "run" / "model")["anomaly_calibration"]
+    calibration = Calibration.from_dict(stored)
+    model = load(trained / "run")
+    assert calibration.window == window_frames(model) and calibration.recordings >= 2
+    # recomputed from the same held-out recordings, the map has mean 0 and standard deviation 1 over them
+    from audiovae.data.audio_folder import AudioFolder
+
+    _, held_out = AudioFolder.splits(trained / "data", cache_dir=trained / "cache", mel_config=model.frontend,
+                                     crop_frames=32, progress=False)
+    items = [(mel[None], torch.tensor([genre])) for _, mel, genre in held_out.eval_items()]
+    again = calibrate(model, items)
+    assert again.mean == pytest.approx(calibration.mean, rel=1e-4) and again.std == pytest.approx(calibration.std, rel=1e-4)
+    maps = torch.cat([calibrated_map(model, x, calibration, cond).flatten() for x, cond in items])
+    assert float(maps.mean()) == pytest.approx(0.0, abs=1e-3) and float(maps.std()) == pytest.approx(1.0, rel=1e-3)
+    raw = moving_average(frame_kl(model, *items[0]), calibration.window)
+    assert torch.allclose(calibrated_map(model, items[0][0], calibration, items[0][1]),
+                          (raw - calibration.mean) / calibration.std)
+
+
+def test_score_lists_spans_and_writes_pictures_json_and_csv(trained, tmp_path, capsys):
+    good = trained / "data" / "low" / "low0.wav"
+    wav, rate = sf.read(str(good))
+    damaged = wav.copy()
+    damaged[rate // 2: rate] = np.random.default_rng(0).standard_normal(rate // 2) * 0.5  # a 0.5 s noise burst
+    bad = tmp_path / "burst.wav"
+    sf.write(str(bad), damaged, rate)
+    junk = tmp_path / "junk.wav"
+    junk.write_text("not audio")
+    out = [tmp_path / "pics", tmp_path / "s.json", tmp_path / "s.csv"]
+    assert main(["score", str(trained / "run"), str(good), str(bad), str(junk), "--threshold", "-100", "--png",
+                 str(out[0]), "--json", str(out[1]), "--csv", str(out[2])]) == 0
+    printed = capsys.readouterr().out
+    assert "standard deviations above" in printed and "junk.wav" in printed.split("not scored")[1]
+    assert sorted(p.name for p in out[0].iterdir()) == ["burst_anomaly.png", "low0_anomaly.png"]
+    report = json.loads(out[1].read_text())
+    scored = [f for f in report["files"] if f["score"] is not None]
+    assert len(scored) == 2 and report["threshold"] == -100
+    # everything is above a threshold of -100 SD: one span covering each whole clip
+    for entry in scored:
+        assert len(entry["spans"]) == 1 and entry["spans"][0]["start"] == 0.0
+        assert entry["spans"][0]["end"] == pytest.approx(2.0, abs=0.2)
+    rows = list(csv.DictReader(out[2].open()))
+    assert {row["path"] for row in rows} == {str(good), str(bad)}
+    assert [f for f in report["files"] if f["score"] is None][0]["error"]
+
+
+def test_calibrate_verb_adds_a_calibration_and_score_needs_one(trained, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(trained / "run" / "model", folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("anomaly_calibration")
+    (folder / "config.json").write_text(json.dumps(config))
+    clip = str(trained / "data" / "low" / "low0.wav")
+    assert main(["score", str(folder), clip, "--png", str(tmp_path / "p")]) == 2
+    assert "audiovae calibrate" in capsys.readouterr().err
+    assert main(["calibrate", str(folder), "--data", str(trained / "data"), "--cache", str(tmp_path / "cache"),
+                 "--threshold", "2.5"]) == 0
+    stored = read_config(folder)["anomaly_calibration"]
+    assert stored["threshold"] == 2.5 and stored["recordings"] >= 2
+    assert main(["score", str(folder), clip]) == 0
+    assert "threshold 2.5" in capsys.readouterr().out
