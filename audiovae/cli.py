@@ -182,6 +182,8 @@ def cmd_score(args) -> int:
     model = load(args.model, device=args.device)
     if model.modality == "audio" and calibration_of(model) is not None:
         return _score_spans(model, args)
+    if model.modality == "midi":
+        return _score_bars(model, args)
     if args.png or args.csv or args.threshold is not None:
         raise AudioVAEError(f"--png, --csv and --threshold need an audio model with an anomaly calibration; "
                             f"{args.model} has none (`audiovae calibrate MODEL --data DIR` adds it)")
@@ -260,6 +262,44 @@ def _score_spans(model, args) -> int:
         writer.writeheader()
         writer.writerows(spans)
         atomic_write_text(args.csv, table.getvalue())
+    if not scored:
+        raise AudioVAEError(f"none of the {len(results)} files could be scored")
+    return 0
+
+
+def _score_bars(model, args) -> int:
+    """Per-bar scores of MIDI files (see audiovae.scoring.inspect_midi)."""
+    import json
+
+    from ._atomic import atomic_write_text
+    from .errors import MidiReadError
+    from .scoring import MIDI_THRESHOLD, BarAnomaly, inspect_midi
+
+    if args.png or args.csv:
+        raise AudioVAEError("--png and --csv are for audio models; for MIDI files use --json (every bar's score)")
+    threshold = MIDI_THRESHOLD if args.threshold is None else args.threshold
+    results = []
+    for path in args.files:
+        try:
+            results.append(inspect_midi(model, path, threshold=threshold))
+        except MidiReadError as exc:
+            results.append(BarAnomaly(str(path), error=exc.reason))
+    scored = sorted((r for r in results if r.error is None), key=lambda r: -r.score)
+    width = max([len("file")] + [len(r.path) for r in scored])
+    print(f"{'rank':>4}  {'file':<{width}}  {'worst':>6}  flagged bars (score: robust standard deviations above the "
+          f"piece's own typical bar; threshold {threshold:g}; most anomalous first)")
+    for rank, r in enumerate(scored, 1):
+        bars = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b, _ in r.flagged) or "-"
+        print(f"{rank:>4}  {r.path:<{width}}  {r.score:>6.2f}  {bars}")
+    _print_failed([(r.path, r.error) for r in results if r.error is not None])
+    if args.json:
+        rows = [{"rank": rank, "path": r.path, "score": round(r.score, 3),
+                 "flagged_bars": [{"first": a, "last": b, "peak": round(p, 3)} for a, b, p in r.flagged],
+                 "bar_scores_nats": [round(float(v), 2) for v in r.bar_scores]} for rank, r in enumerate(scored, 1)]
+        rows += [{"rank": None, "path": r.path, "score": None, "error": r.error} for r in results if r.error]
+        atomic_write_text(args.json, json.dumps({"model": str(args.model), "threshold": threshold, "files": rows,
+                                                 "unit": "robust standard deviations above the piece's typical bar"},
+                                                indent=2))
     if not scored:
         raise AudioVAEError(f"none of the {len(results)} files could be scored")
     return 0
@@ -427,12 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "calibration (every model trained by this version, and default-mel): each file's score is "
                          "its worst 1 s window in standard deviations above the model's typical held-out window, and "
                          "the time spans above --threshold are listed (--png draws them, --json/--csv write them). "
-                         "Otherwise (MIDI models, older mel models): the negative ELBO per frame. Files that cannot "
-                         "be read are listed with the reason at the end.")
+                         "MIDI models: each bar's negative ELBO against the piece's own typical bar, and the bars "
+                         "above --threshold (--json: every bar). Older mel models without a calibration: the "
+                         "negative ELBO per frame. Files that cannot be read are listed with the reason at the end.")
     shared.add_model(p)
     p.add_argument("files", nargs="+", help="audio files (mel models) or MIDI files (MIDI models)")
-    p.add_argument("--threshold", type=float, help="flag windows scoring above this many standard deviations "
-                   "[default: the model's calibration, 3]")
+    p.add_argument("--threshold", type=float, help="flag windows (bars, for MIDI) scoring above this many "
+                   "standard deviations [default: the model's calibration, 3; MIDI: 8]")
     p.add_argument("--png", help="folder for one picture per file: the mel, the anomaly curve, the flagged spans")
     p.add_argument("--json", help="also write the ranking (and spans) as JSON here")
     p.add_argument("--csv", help="also write the flagged spans as CSV here (path, start, end, peak)")

@@ -90,3 +90,49 @@ def inspect_files(model, paths, *, threshold: float | None = None, max_seconds: 
         except AudioReadError as exc:
             out.append(FileAnomaly(os.fspath(path), error=exc.reason))
     return out
+
+
+# Real pieces have bars that stand out (cadences, final chords): on 106 held-out pieces of midi_genres, 8 robust SD
+# flags a bar of random notes in 93% of pieces and some bar of 6% of clean pieces (3 SD: 97% and 43%).
+MIDI_THRESHOLD = 8.0
+
+
+@dataclass
+class BarAnomaly:
+    """Which bars of a MIDI file look wrong. bar_scores: negative ELBO of each bar's grid steps, Tensor[bars] nats;
+    z: the same in robust standard deviations above the piece's own typical bar ((score - median) / (1.4826 MAD));
+    flagged: runs of bars with z above the threshold as (first bar, last bar, peak z), bars counted from 1;
+    score: the largest z. For an unusable file all are empty and ``error`` says why."""
+
+    path: str
+    score: float | None = None
+    flagged: list[tuple[int, int, float]] = field(default_factory=list)
+    bar_scores: torch.Tensor | None = None
+    z: torch.Tensor | None = None
+    error: str | None = None
+
+
+@torch.no_grad()
+def inspect_midi(model, path, *, threshold: float = MIDI_THRESHOLD) -> BarAnomaly:
+    """Per-bar anomaly scores of one MIDI file under a MIDI model (MidiReadError for an unusable file). Each
+    segment is scored whole (:func:`audiovae.latent.anomaly_map`, one value per grid step) and the steps are
+    summed per bar, so a bar of wrong notes stands out against the rest of its own piece."""
+    from .latent.anomaly import anomaly_map
+    from .midi.generate import read_roll, roll_to_segments
+
+    roll, _ = read_roll(model, path)
+    if not roll.any():
+        raise MidiReadError(path, "no notes on the model's grid")
+    config = model.roll
+    steps_per_bar = config.segment_steps // config.segment_bars
+    segments = torch.from_numpy(roll_to_segments(roll, config.segment_steps).astype("float32"))
+    steps = torch.cat([anomaly_map(model, chunk) for chunk in segments.split(256)]).flatten()
+    bars = -(-roll.shape[1] // steps_per_bar)
+    bar_scores = steps[: bars * steps_per_bar].reshape(bars, steps_per_bar).sum(1).cpu()
+    median = bar_scores.median()
+    spread = 1.4826 * (bar_scores - median).abs().median()
+    z = (bar_scores - median) / spread.clamp_min(1e-6 + 1e-3 * float(median.abs()))
+    # flagged_spans at one "frame" per second gives (first bar index, one past the last, peak): bars from 1
+    flagged = [(round(start) + 1, round(end), peak) for start, end, peak in
+               flagged_spans(z, threshold, 1.0, merge_gap=0.0)]
+    return BarAnomaly(os.fspath(path), float(z.max()), flagged, bar_scores, z)

@@ -144,3 +144,25 @@ def write_high_resolution(directory, name: str = "long.mid") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     mido.MidiFile(ticks_per_beat=tpq, tracks=[track]).save(str(path))
     return path
+
+
+def write_chords_with_a_random_bar(directory, name: str, *, bars: int = 12, random_bar: int = 6) -> Path:
+    """A four-voice I-IV-V-I quarter-note progression at 100 bpm whose bar ``random_bar`` (from 0) holds 12
+    scattered random sixteenth notes instead: one bar of wrong notes in an otherwise plain piece."""
+    rng = np.random.default_rng(0)
+    pm = pretty_midi.PrettyMIDI(initial_tempo=100.0)
+    piano = pretty_midi.Instrument(program=0)
+    chords = [(48, 64, 67, 72), (53, 65, 69, 72), (55, 62, 67, 71), (48, 64, 67, 72)]
+    beat = 0.6
+    for bar in range(bars):
+        for quarter in range(4):
+            start = (bar * 4 + quarter) * beat
+            if bar == random_bar:
+                for _ in range(3):
+                    onset = start + beat * rng.integers(0, 4) / 4
+                    piano.notes.append(pretty_midi.Note(80, int(rng.integers(30, 100)), onset, onset + beat / 4))
+            else:
+                piano.notes += [pretty_midi.Note(80, pitch, start, start + beat)
+                                for pitch in chords[(bar + quarter // 2) % 4]]
+    pm.instruments.append(piano)
+    return _write(pm, directory, name)

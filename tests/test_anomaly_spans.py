@@ -114,3 +114,20 @@ def test_calibrate_verb_adds_a_calibration_and_score_needs_one(trained, tmp_path
     assert stored["threshold"] == 2.5 and stored["recordings"] >= 2
     assert main(["score", str(folder), clip]) == 0
     assert "threshold 2.5" in capsys.readouterr().out
+
+
+def test_score_of_midi_files_lists_flagged_bars(tmp_path, capsys):
+    from midi_fixtures import write_chords_with_a_random_bar
+
+    piece = write_chords_with_a_random_bar(tmp_path, "piece.mid", bars=12, random_bar=6)
+    broken = tmp_path / "broken.mid"
+    broken.write_bytes(b"MThd not really")
+    out = tmp_path / "bars.json"
+    assert main(["score", "default-midi", str(piece), str(broken), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "piece's own typical bar" in printed and "broken.mid" in printed.split("not scored")[1]
+    report = json.loads(out.read_text())
+    row = report["files"][0]
+    assert len(row["bar_scores_nats"]) == 12 and row["flagged_bars"][0]["first"] == 7
+    assert report["files"][1]["error"] and report["threshold"] == 8.0
+    assert main(["score", "default-midi", str(piece), "--png", str(tmp_path / "p")]) == 2

@@ -88,3 +88,16 @@ def test_default_vocoder_pairs_with_default_mel_and_beats_griffin_lim_on_a_held_
     ours = vocoder_figures(vocoder, frontend, wav)
     griffin = vocoder_figures(GriffinLim(mel.frontend, n_iter=32), frontend, wav)
     assert ours["mrstft"] < griffin["mrstft"] and ours["logmel_l1"] < griffin["logmel_l1"], (ours, griffin)
+
+
+def test_default_midi_per_bar_scores_single_out_a_bar_of_random_notes(midi, tmp_path):
+    """A 12-bar four-voice chord progression with bar 7 replaced by scattered random notes: that bar scores
+    highest and is flagged, and no other bar is."""
+    from audiovae.scoring import inspect_midi
+    from midi_fixtures import write_chords_with_a_random_bar
+
+    path = write_chords_with_a_random_bar(tmp_path, "chorale.mid", bars=12, random_bar=6)
+    result = inspect_midi(midi, path)
+    assert len(result.bar_scores) == 12
+    assert int(result.z.argmax()) == 6
+    assert [(a, b) for a, b, _ in result.flagged] == [(7, 7)]
