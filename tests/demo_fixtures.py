@@ -22,7 +22,11 @@ MAX_SECONDS = 5.0
 
 
 def make_mel_model(folder: Path) -> Path:
-    """A random tiny conditional MelVAE with stored latent statistics (genre centroids), saved to ``folder``."""
+    """A random tiny conditional MelVAE with stored latent statistics (genre centroids) and an anomaly calibration
+    (on four 3 s tremolo tones), saved to ``folder``."""
+    from audiovae.inference import waveform_to_mel
+    from audiovae.latent.anomaly import calibrate
+
     torch.manual_seed(0)
     model = MelVAE(hidden=16, latent_channels=4, downsample_stages=2, blocks_per_stage=1, cond_dim=4,
                    genres=GENRES, frontend=FRONTEND).eval()
@@ -31,7 +35,15 @@ def make_mel_model(folder: Path) -> Path:
             p.add_(0.05 * torch.randn_like(p))
     model.latent_stats = {"mean": [0.0] * 4, "std": [1.0] * 4,
                           "centroids": {"folk": [0.5, 0.0, -0.5, 0.0], "jazz": [-0.5, 0.5, 0.0, 0.5]}}
-    return write_model_folder(folder, model)
+    tones = [tone(3.0, freq, FRONTEND["sample_rate"]) for freq in (330.0, 440.0, 550.0, 660.0)]
+    calibration = calibrate(model, [(waveform_to_mel(model, wav)[None], None) for wav in tones])
+    return write_model_folder(folder, model, extra={"anomaly_calibration": calibration.to_dict()})
+
+
+def tone(seconds: float, freq: float, sample_rate: int) -> np.ndarray:
+    """A tone with a slow tremolo, peak 0.5: float32 [samples]."""
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    return (0.5 * np.sin(2 * np.pi * freq * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
 
 
 def make_midi_model(folder: Path) -> Path:
@@ -45,11 +57,19 @@ def make_midi_model(folder: Path) -> Path:
 
 
 def write_tone(path: Path, *, seconds: float, freq: float = 440.0, sample_rate: int = 22050) -> Path:
-    """A mono 16-bit wav: a tone with a slow tremolo, peak 0.5."""
-    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
-    wav = 0.5 * np.sin(2 * np.pi * freq * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+    """A mono 16-bit wav of :func:`tone`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), wav.astype(np.float32), sample_rate, subtype="PCM_16")
+    sf.write(str(path), tone(seconds, freq, sample_rate), sample_rate, subtype="PCM_16")
+    return path
+
+
+def write_burst(path: Path, *, seconds: float = 3.0, at: float = 1.0, sample_rate: int = 22050) -> Path:
+    """:func:`write_tone` with a 0.25 s burst of loud white noise starting at ``at`` seconds."""
+    wav = tone(seconds, 494.0, sample_rate)
+    a = int(at * sample_rate)
+    wav[a:a + sample_rate // 4] += np.random.default_rng(0).standard_normal(sample_rate // 4).astype(np.float32) * 0.5
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(path), np.clip(wav, -1, 1), sample_rate, subtype="PCM_16")
     return path
 
 

@@ -1,5 +1,6 @@
 """The demo page in a real browser (Debian's chromium driven by playwright): upload two clips, move α, press Blend and
-hear the result; then generate MIDI and download the .mid. Needs /usr/bin/chromium (`apt-get install -y chromium`)."""
+hear the result; generate MIDI and download the .mid; inspect a damaged clip and see its flagged span. Needs
+/usr/bin/chromium (`apt-get install -y chromium`)."""
 from __future__ import annotations
 
 import io
@@ -14,7 +15,8 @@ import pytest  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from audiovae.demo.app import build_demo, launch  # noqa: E402
-from demo_fixtures import FRONTEND, MAX_SECONDS, free_port, make_mel_model, make_midi_model, write_tone  # noqa: E402
+from demo_fixtures import (FRONTEND, MAX_SECONDS, free_port, make_mel_model, make_midi_model,  # noqa: E402
+                           write_burst, write_tone)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -42,7 +44,8 @@ def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo_browser")
     return {"mel": make_mel_model(root / "mel"), "midi": make_midi_model(root / "midi"),
             "a": write_tone(root / "a.wav", seconds=1.5), "b": write_tone(root / "b.wav", seconds=1.0, freq=660.0),
-            "long": write_tone(root / "long.wav", seconds=MAX_SECONDS + 1.0)}
+            "long": write_tone(root / "long.wav", seconds=MAX_SECONDS + 1.0),
+            "burst": write_burst(root / "burst.wav", seconds=3.0, at=1.0)}
 
 
 @pytest.fixture(scope="module")
@@ -108,4 +111,16 @@ def test_blend_and_midi_in_a_real_browser(browser, files, url, tmp_path):
     pm = pretty_midi.PrettyMIDI(str(midi_path))
     assert sum(len(inst.notes) for inst in pm.instruments) > 0
     assert audio_src(page, "midi-audio")
+
+    # Inspect: a tone with a noise burst; at the lowest threshold (this random tiny model barely reacts) a span is
+    # flagged, listed in the status line, and the worst span plays
+    page.get_by_role("tab", name="Inspect").click()
+    upload(page, "inspect-clip", files["burst"])
+    threshold = page.locator("#inspect-threshold input[type=range]")
+    threshold.focus()
+    threshold.press("Home")
+    assert page.locator("#inspect-threshold input[type=number]").input_value() == "1"
+    page.click("#inspect-button")
+    page.locator("#inspect-status").get_by_text("flagged span").wait_for()
+    assert "burst_" in audio_src(page, "inspect-audio")
     page.close()

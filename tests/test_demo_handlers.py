@@ -15,7 +15,8 @@ import audiovae
 from audiovae.demo import handlers
 from audiovae.demo.handlers import DemoInputError
 from audiovae.demo.models import load_demo_model
-from demo_fixtures import FRONTEND, GENRES, MAX_SECONDS, make_mel_model, make_midi_model, rms, write_tone
+from demo_fixtures import (FRONTEND, GENRES, MAX_SECONDS, make_mel_model, make_midi_model, rms, write_burst,
+                           write_tone)
 
 SR, HOP = FRONTEND["sample_rate"], FRONTEND["hop_length"]
 
@@ -206,6 +207,33 @@ def test_genre_shift_messages(mel, clips, tmp_path):
     with pytest.raises(DemoInputError, match="centroid route does not work with this model: .*no genre centroids"):
         handlers.shift_clip(no_stats, clips["a"], target="jazz", route="centroid", max_seconds=MAX_SECONDS,
                             out_dir=tmp_path)
+
+
+def test_inspect_shows_the_curve_flags_spans_and_plays_the_worst(mel, tmp_path):
+    burst = write_burst(tmp_path / "burst.wav", seconds=3.0, at=1.0)
+    # this random tiny model barely reacts to the burst; a low threshold still flags the worst window
+    result = handlers.inspect_clip(mel, burst, threshold=1.0, out_dir=tmp_path)
+    assert "flagged span" in result.message and "Playing the worst one" in result.message
+    assert 0.3 < len(read(result.audio)) / SR <= 3.0
+    assert len(result.figure.axes) == 2  # the mel above the curve
+    calm = handlers.inspect_clip(mel, burst, threshold=50.0, out_dir=tmp_path)
+    assert "nothing above 50" in calm.message and abs(len(read(calm.audio)) / SR - 1.5) < 0.05
+    with pytest.raises(DemoInputError, match="not an audio file"):
+        (tmp_path / "x.wav").write_text("text")
+        handlers.inspect_clip(mel, tmp_path / "x.wav", out_dir=tmp_path)
+
+
+def test_inspect_needs_a_calibrated_model(folders, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "mel"
+    shutil.copytree(folders["mel"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    del config["anomaly_calibration"]
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(DemoInputError, match="audiovae calibrate"):
+        handlers.inspect_clip(audiovae.load(folder), write_tone(tmp_path / "t.wav", seconds=1.0), out_dir=tmp_path)
 
 
 def test_models_that_cannot_load_leave_a_message(folders, tmp_path):

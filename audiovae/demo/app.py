@@ -185,6 +185,35 @@ def _explore_tab(mel: LoadedModel, *, max_seconds: float, out_dir: str) -> None:
                        api_name="shift")
 
 
+def _inspect_tab(mel: LoadedModel, *, max_seconds: float, out_dir: str) -> None:
+    model = mel.model
+    gr.Markdown("Upload a recording to see where it looks damaged (clipping, dropouts, noise bursts...): the curve "
+                "is each 1 s window's surprise under the model, in standard deviations above what the model's own "
+                "held-out music scores; windows above the threshold are flagged and shaded.")
+    with gr.Row():
+        clip = gr.Audio(label="recording", type="filepath", sources=["upload", "microphone"], elem_id="inspect-clip")
+        threshold = gr.Slider(1.0, 10.0, value=_default_threshold(model), step=0.5, elem_id="inspect-threshold",
+                              label="threshold (standard deviations above typical)")
+    button = gr.Button("Inspect", variant="primary", elem_id="inspect-button")
+    status = gr.Markdown(elem_id="inspect-status")
+    plot = gr.Plot(label="log-mel and anomaly curve", format="png", elem_id="inspect-plot")
+    audio = _player("the worst span", "inspect-audio")
+
+    def inspect(clip, threshold, progress=gr.Progress()):
+        r = _call(handlers.inspect_clip, model, clip, threshold=threshold, max_seconds=max_seconds, out_dir=out_dir,
+                  progress=progress)
+        return r.figure, str(r.audio), r.message
+
+    button.click(inspect, [clip, threshold], [plot, audio, status], api_name="inspect")
+
+
+def _default_threshold(model) -> float:
+    from ..scoring import calibration_of
+
+    calibration = calibration_of(model)
+    return calibration.threshold if calibration is not None else 3.0
+
+
 # --- the app -------------------------------------------------------------------------------------------------
 def build_demo(mel_model=None, midi_model=None, *, device=None, max_seconds: float = 30.0,
                examples: Sequence | None = None, vocoder: str = "auto") -> gr.Blocks:
@@ -211,7 +240,8 @@ def build_demo(mel_model=None, midi_model=None, *, device=None, max_seconds: flo
     midi = load_demo_model(midi_model, "midi", torch_device)
     out_dir = tempfile.mkdtemp(prefix="audiovae-demo-")
     with gr.Blocks(title="audiovae demo", delete_cache=(3600, 3600)) as demo:
-        gr.Markdown("# audiovae\nBlend clips in a mel VAE's latent space, generate MIDI by genre, explore the latents.")
+        gr.Markdown("# audiovae\nBlend clips in a mel VAE's latent space, generate MIDI by genre, explore the latents, "
+                    "find defects in recordings.")
         gr.Markdown(f"Running on **{device_label(torch_device)}** · mel model: `{_name(mel)}` · "
                     f"vocoder: `{mel.vocoder}` · MIDI model: `{_name(midi)}`", elem_id="device-line")
         with gr.Tabs():
@@ -230,6 +260,11 @@ def build_demo(mel_model=None, midi_model=None, *, device=None, max_seconds: flo
                     gr.Markdown(mel.message, elem_classes=["missing-model"])
                 else:
                     _explore_tab(mel, max_seconds=max_seconds, out_dir=out_dir)
+            with gr.Tab("Inspect", id="inspect"):
+                if mel.model is None:
+                    gr.Markdown(mel.message, elem_classes=["missing-model"])
+                else:
+                    _inspect_tab(mel, max_seconds=max_seconds, out_dir=out_dir)
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT)
     return demo
 

@@ -300,6 +300,57 @@ def shift_clip(model, path, *, target: str, amount: float = 1.0, source: str | N
                                       f"through the {route} (from {source or 'unknown genre'})")
 
 
+# --- Inspect -------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def inspect_clip(model, path, *, threshold: float | None = None, max_seconds: float = 30.0,
+                 out_dir: str | os.PathLike, progress: Progress = None) -> AudioResult:
+    """Where an uploaded clip looks damaged: its mel above the calibrated anomaly curve with the flagged spans
+    shaded (see :func:`audiovae.scoring.inspect_files`), and the worst span (or, when none is flagged, the worst
+    1 s window) as audio to listen to, with 0.25 s of context on each side."""
+    from ..audio.io import normalize, read_audio
+    from ..audio.plots import anomaly_figure
+    from ..latent.anomaly import calibrated_map, flagged_spans
+    from ..scoring import calibration_of
+
+    calibration = calibration_of(model)
+    if calibration is None:
+        raise DemoInputError("this mel model has no anomaly calibration, so it cannot say what is typical; run "
+                             "`audiovae calibrate MODEL --data DIR` on the folders it was trained on")
+    threshold = calibration.threshold if threshold is None else _check_range("the threshold", threshold, 0.0, 50.0)
+    _report(progress, 0.0, "reading the clip")
+    mel = read_clip(model, path, label="The clip", max_seconds=max_seconds)
+    _report(progress, 0.3, "scoring")
+    curve = calibrated_map(model, mel[None], calibration)[0].cpu()
+    config = model_mel_config(model)
+    rate = config.frames_per_second / model.time_downsample
+    spans = flagged_spans(curve, threshold, rate)
+    worst = max(spans, key=lambda s: s[2]) if spans else None
+    if worst is None:
+        centre = (int(curve.argmax()) + 0.5) / rate
+        start, end = centre - 0.5, centre + 0.5
+    else:
+        start, end = worst[0], worst[1]
+    wav = normalize(read_audio(path, sample_rate=config.sample_rate)[0])
+    a, b = max(0, int((start - 0.25) * config.sample_rate)), int((end + 0.25) * config.sample_rate)
+    out = fresh_dir(out_dir, "inspect")
+    name = Path(path).name
+    audio = write_wav(out / f"{_slug(Path(path).stem)}_{start:.1f}-{end:.1f}s.wav", wav[a:b], config.sample_rate)
+    import matplotlib.pyplot as plt
+
+    figure = anomaly_figure(mel, curve, spans, threshold=threshold, frames_per_second=config.frames_per_second,
+                            curve_rate=rate, title=name)
+    plt.close(figure)
+    _report(progress, 1.0, "done")
+    if spans:
+        listed = ", ".join(f"{s:.1f}-{e:.1f} s (peak {p:.1f})" for s, e, p in spans)
+        message = (f"{name}: {len(spans)} flagged span{'s' if len(spans) > 1 else ''} above {threshold:g} standard "
+                   f"deviations: {listed}. Playing the worst one.")
+    else:
+        message = (f"{name}: nothing above {threshold:g} standard deviations (worst window {float(curve.max()):.1f}). "
+                   "Playing the worst 1 s window.")
+    return AudioResult(figure, audio, message)
+
+
 # --- MIDI by genre -------------------------------------------------------------------------------------------
 @torch.no_grad()
 def generate_midi(model, *, genre: str | None, second_genre: str | None = None, mix: float = 0.0, bars: int = 8,
