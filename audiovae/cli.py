@@ -219,15 +219,16 @@ def _score_spans(model, args) -> int:
     import json
 
     from ._atomic import atomic_write_text
-    from .latent.anomaly import WINDOW_SECONDS
     from .scoring import calibration_of, inspect_files
 
-    threshold = calibration_of(model).threshold if args.threshold is None else args.threshold
+    calibration = calibration_of(model)
+    threshold = calibration.threshold if args.threshold is None else args.threshold
+    window = calibration.window * model.time_downsample / model.frontend.frames_per_second
     results = inspect_files(model, args.files, threshold=threshold)
     scored = sorted((r for r in results if r.error is None), key=lambda r: -r.score)
     width = max([len("file")] + [len(r.path) for r in scored])
     print(f"{'rank':>4}  {'file':<{width}}  {'score':>6}  flagged spans (score: standard deviations above the "
-          f"model's typical held-out {WINDOW_SECONDS:g} s window; threshold {threshold:g}; most anomalous first)")
+          f"model's typical held-out {window:.2g} s window; threshold {threshold:g}; most anomalous first)")
     for rank, r in enumerate(scored, 1):
         spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b, _ in r.spans) or "-"
         print(f"{rank:>4}  {r.path:<{width}}  {r.score:>6.2f}  {spans}")
@@ -255,7 +256,7 @@ def _score_spans(model, args) -> int:
         rows += [{"rank": None, "path": r.path, "score": None, "error": r.error} for r in results if r.error]
         atomic_write_text(args.json, json.dumps({
             "model": str(args.model), "threshold": threshold, "files": rows,
-            "unit": f"standard deviations above the model's typical held-out {WINDOW_SECONDS:g} s window"}, indent=2))
+            "unit": f"standard deviations above the model's typical held-out {window:.2g} s window"}, indent=2))
     if args.csv:
         table = io.StringIO()
         writer = csv.DictWriter(table, fieldnames=["path", "start", "end", "peak"], lineterminator="\n")
@@ -323,15 +324,15 @@ def cmd_calibrate(args) -> int:
                                      labels=bool(model.conditions), normalization=data.get("normalization", "peak"),
                                      min_seconds=data.get("min_seconds", 0.5), seed=seed,
                                      split_group=data.get("split_group", "file"))
-    calibration = held_out_calibration(model, held_out)
+    calibration = held_out_calibration(model, held_out, window_seconds=args.window)
     if calibration is None:
         raise AudioVAEError("the split holds no held-out recordings to calibrate on; pass the folders the model was "
                             "trained on (its recipe's data.val_fraction must be > 0)")
     calibration = replace(Calibration.from_dict(calibration), threshold=args.threshold).to_dict()
     update_config(folder, {"anomaly_calibration": calibration})
     print(f"calibrated {folder} on {calibration['recordings']} held-out recordings ({calibration['windows']} "
-          f"windows): typical window KL {calibration['mean']:.2f} +- {calibration['std']:.2f} nats per latent frame; "
-          f"threshold {args.threshold:g} SD")
+          f"windows of {args.window:g} s): typical window KL {calibration['mean']:.2f} +- {calibration['std']:.2f} "
+          f"nats per latent frame; threshold {args.threshold:g} SD")
     return 0
 
 
@@ -490,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default="/tmp/audiovae-cache", help="log-mel cache folder, outside the data "
                    "[default: /tmp/audiovae-cache]")
     p.add_argument("--threshold", type=float, default=3.0, help="the default threshold to store [default: 3]")
+    p.add_argument("--window", type=float, default=1.0, help="seconds the anomaly map averages over; 0.25 localises "
+                   "short defects better and flags more clean music (see the README) [default: 1]")
     shared.add_device(p)
     p.set_defaults(func=cmd_calibrate)
 

@@ -109,9 +109,10 @@ def test_calibrate_verb_adds_a_calibration_and_score_needs_one(trained, tmp_path
     assert main(["score", str(folder), clip, "--png", str(tmp_path / "p")]) == 2
     assert "audiovae calibrate" in capsys.readouterr().err
     assert main(["calibrate", str(folder), "--data", str(trained / "data"), "--cache", str(tmp_path / "cache"),
-                 "--threshold", "2.5"]) == 0
+                 "--threshold", "2.5", "--window", "0.25"]) == 0
     stored = read_config(folder)["anomaly_calibration"]
     assert stored["threshold"] == 2.5 and stored["recordings"] >= 2
+    assert stored["window"] == window_frames(load(folder), 0.25) < window_frames(load(folder))
     assert main(["score", str(folder), clip]) == 0
     assert "threshold 2.5" in capsys.readouterr().out
 

@@ -188,7 +188,7 @@ def _explore_tab(mel: LoadedModel, *, max_seconds: float, out_dir: str) -> None:
 def _inspect_tab(mel: LoadedModel, *, max_seconds: float, out_dir: str) -> None:
     model = mel.model
     gr.Markdown("Upload a recording to see where it looks damaged (clipping, dropouts, noise bursts...): the curve "
-                "is each 1 s window's surprise under the model, in standard deviations above what the model's own "
+                "is each window's surprise under the model, in standard deviations above what the model's own "
                 "held-out music scores; windows above the threshold are flagged and shaded.")
     with gr.Row():
         clip = gr.Audio(label="recording", type="filepath", sources=["upload", "microphone"], elem_id="inspect-clip")

@@ -77,12 +77,12 @@ def moving_average(values: torch.Tensor, width: int) -> torch.Tensor:
     return (sums / counts).reshape(values.shape)
 
 
-def window_frames(model) -> int:
-    """Latent frames in WINDOW_SECONDS for an audio model (its front end's rate / time_downsample), else 1."""
+def window_frames(model, seconds: float = WINDOW_SECONDS) -> int:
+    """Latent frames in ``seconds`` for an audio model (its front end's rate / time_downsample), else 1."""
     frontend = getattr(model, "frontend", None)
     if frontend is None:
         return 1
-    return max(1, round(WINDOW_SECONDS * frontend.frames_per_second / model.time_downsample))
+    return max(1, round(seconds * frontend.frames_per_second / model.time_downsample))
 
 
 @dataclass(frozen=True)
@@ -107,9 +107,13 @@ class Calibration:
 
 
 @torch.no_grad()
-def calibrate(model, inputs) -> Calibration:
-    """Calibration from held-out inputs: an iterable of (x Tensor[1, ...], cond or None), e.g. whole recordings."""
-    width = window_frames(model)
+def calibrate(model, inputs, *, window_seconds: float = WINDOW_SECONDS) -> Calibration:
+    """Calibration from held-out inputs: an iterable of (x Tensor[1, ...], cond or None), e.g. whole recordings.
+    ``window_seconds``: how long a stretch the map averages over (shorter finds short defects more precisely and
+    flags more clean music)."""
+    if window_seconds <= 0:
+        raise ParameterError(f"the window must be positive, got {window_seconds} s")
+    width = window_frames(model, window_seconds)
     kls = [moving_average(frame_kl(model, x, cond), width).flatten().cpu() for x, cond in inputs]
     if not kls:
         raise ParameterError("calibration needs at least one held-out input")

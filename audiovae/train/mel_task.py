@@ -102,9 +102,10 @@ class MelTask(Task):
 
 
 @torch.no_grad()
-def held_out_calibration(model, held_out) -> dict | None:
+def held_out_calibration(model, held_out, **settings) -> dict | None:
     """Calibration of ``model``'s anomaly map (audiovae.latent.anomaly.Calibration, as a dict) on the recordings of
-    an AudioFolder split, each whole and with its genre when the model knows it; None when the split is empty."""
+    an AudioFolder split, each whole and with its genre when the model knows it; None when the split is empty.
+    ``settings`` go to :func:`audiovae.latent.anomaly.calibrate`."""
     from ..latent.anomaly import calibrate
 
     if not held_out.clips:
@@ -114,4 +115,4 @@ def held_out_calibration(model, held_out) -> dict | None:
     items = ((mel.to(device)[None], torch.tensor([known.index(held_out.genres[genre])], device=device)
               if genre >= 0 and held_out.genres[genre] in known else None)
              for _, mel, genre in held_out.eval_items())
-    return calibrate(model, items).to_dict()
+    return calibrate(model, items, **settings).to_dict()
