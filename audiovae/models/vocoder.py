@@ -67,9 +67,11 @@ class InverseSTFT(nn.Module):
         angle = 2 * math.pi * k * n / n_fft
         self.register_buffer("cos_basis", (weight * torch.cos(angle) / n_fft).float(), persistent=False)
         self.register_buffer("sin_basis", (-weight * torch.sin(angle) / n_fft).float(), persistent=False)
-        # the forward DFT of a windowed frame: X_k = sum_n w[n] x[n] (cos - i sin)(2 pi k n / N)
-        self.register_buffer("analysis_cos", (torch.cos(angle) * window.double()).float(), persistent=False)
-        self.register_buffer("analysis_sin", (-torch.sin(angle) * window.double()).float(), persistent=False)
+        # the forward DFT of a windowed frame, X_k = sum_n w[n] x[n] (cos - i sin)(2 pi k n / N), as one stack of
+        # convolution kernels [2 * bins, 1, n_fft] (real parts, then imaginary parts): a single stored constant,
+        # so an exported graph with many refinement rounds holds it once
+        kernels = torch.cat([torch.cos(angle), -torch.sin(angle)]) * window.double()
+        self.register_buffer("analysis_kernels", kernels.float()[:, None].contiguous(), persistent=False)
 
     def overlap_add(self, frames: torch.Tensor) -> torch.Tensor:
         """frames Tensor[B, F, n_fft] -> Tensor[B, (F - 1) * hop + n_fft], frame f added at sample f * hop."""
@@ -90,9 +92,7 @@ class InverseSTFT(nn.Module):
             return spec.real, spec.imag
         pad = self.n_fft // 2
         padded = nn.functional.pad(waveform[:, None], (pad, pad), mode="reflect")
-        # cos_basis / sin_basis hold the inverse DFT's weights and 1/N; the forward DFT is their plain transpose
-        kernels = torch.cat([self.analysis_cos, self.analysis_sin])[:, None]       # [2 * bins, 1, n_fft]
-        both = nn.functional.conv1d(padded, kernels, stride=self.hop).transpose(1, 2)
+        both = nn.functional.conv1d(padded, self.analysis_kernels, stride=self.hop).transpose(1, 2)
         return both[..., : self.n_fft // 2 + 1], both[..., self.n_fft // 2 + 1:]
 
     def inverse_envelope(self, frames: int, like: torch.Tensor) -> torch.Tensor:
