@@ -68,6 +68,23 @@ def make_audio_folder(tmp_path):
     return make
 
 
+def train_tiny_run(root: Path, recipe: str, *, seconds: float = 1.5, overrides: tuple[str, ...] = ()) -> Path:
+    """Write a two-genre folder (``root/data``: a sine, a chirp and noise bursts per genre, ``seconds`` each) and
+    train ``recipe`` (a tiny preset in recipes/) on it into ``root/run``, caching under ``root/cache``. Returns
+    ``root``."""
+    from audiovae.train.config import load_recipe
+    from audiovae.train.loop import train
+
+    for genre in ("low", "high"):
+        for i, kind in enumerate(("sine", "chirp", "noise")):
+            write_clip(root / "data" / genre / f"{genre}{i}.wav", seconds=seconds, kind=kind, seed=i)
+    recipes = Path(__file__).parent.parent / "recipes"
+    loaded = load_recipe(recipes / recipe, [f'data.path="{root / "data"}"', "train.sample_every=0",
+                                            f'data.cache_dir="{root / "cache"}"', *overrides])
+    train(loaded, root / "run", progress=False, log=lambda *_: None)
+    return root
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
     """Tiny models run fastest on one thread, and two threads on a busy 2-core CI machine can be 10x slower."""

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,11 +13,7 @@ from audiovae.checkpoint import load, read_config
 from audiovae.cli import main
 from audiovae.latent.anomaly import (Calibration, calibrate, calibrated_map, flagged_spans, frame_kl,
                                      moving_average, window_frames)
-from audiovae.train.config import load_recipe
-from audiovae.train.loop import train
-from conftest import write_clip
-
-RECIPES = Path(__file__).parent.parent / "recipes"
+from conftest import train_tiny_run
 
 
 def test_moving_average_keeps_constants_and_averages_inside():
@@ -39,15 +34,7 @@ def test_flagged_spans_merge_close_runs_and_report_peaks():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("anomaly")
-    for genre in ("low", "high"):
-        for i in range(3):
-            write_clip(root / "data" / genre / f"{genre}{i}.wav", seconds=2.0, kind=["sine", "chirp", "noise"][i],
-                       seed=i)
-    recipe = load_recipe(RECIPES / "mel_vae_tiny.toml", [f'data.path="{root / "data"}"', "train.sample_every=0",
-                                                        f'data.cache_dir="{root / "cache"}"'])
-    train(recipe, root / "run", progress=False, log=lambda *_: None)
-    return root
+    return train_tiny_run(tmp_path_factory.mktemp("anomaly"), "mel_vae_tiny.toml", seconds=2.0)
 
 
 def test_training_stores_a_calibration_that_standardises_held_out_windows(trained):

@@ -18,7 +18,7 @@ from audiovae.models.mel_vae import MelVAE
 from audiovae.models.vocoder import InverseSTFT, MelVocoder
 from audiovae.train.config import load_recipe
 from audiovae.train.loop import train
-from conftest import write_clip
+from conftest import train_tiny_run, write_clip
 
 RECIPES = Path(__file__).parent.parent / "recipes"
 
@@ -111,15 +111,7 @@ def test_save_load_round_trip_gives_the_same_waveform(tmp_path):
 
 @pytest.fixture(scope="module")
 def trained_vocoder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("vocoder")
-    for genre in ("low", "high"):
-        for i in range(3):
-            write_clip(root / "data" / genre / f"{genre}{i}.wav", seconds=1.5, kind=["sine", "chirp", "noise"][i],
-                       seed=i)
-    recipe = load_recipe(RECIPES / "vocoder_tiny.toml", [f'data.path="{root / "data"}"', "train.sample_every=0",
-                                                        f'data.cache_dir="{root / "cache"}"'])
-    train(recipe, root / "run", progress=False, log=lambda *_: None)
-    return root
+    return train_tiny_run(tmp_path_factory.mktemp("vocoder"), "vocoder_tiny.toml")
 
 
 def test_tiny_recipe_trains_validates_and_leaves_the_data_alone(trained_vocoder):
@@ -227,10 +219,29 @@ def test_fast_inference_path_matches_the_generic_one():
     torch.manual_seed(0)
     vocoder = MelVocoder(dim=16, hidden=32, layers=2, mel_refine=2, phase_refine=6).eval()
     log_mel = MelFrontend()(_music())
-    assert vocoder.taps is not None and vocoder._fast_path_applies() is False  # gradients are on here
+    assert vocoder.has_taps and vocoder._fast_path_applies() is False  # gradients are on here
     with torch.no_grad():
         assert vocoder._fast_path_applies()
         fast = vocoder(log_mel)
         real, imag = vocoder.spectrum(log_mel)
         generic = vocoder.istft(*vocoder.refine_phase(real, imag, log_mel, 6))
     assert torch.allclose(fast, generic, atol=1e-4 * float(generic.abs().max()))
+
+
+def test_waveform_cache_skips_a_file_damaged_after_the_scan(tmp_path):
+    from audiovae.data.audio_folder import scan_roots
+    from audiovae.data.waveform_crops import cache_waveforms
+
+    for i, kind in enumerate(("sine", "chirp", "noise")):
+        write_clip(tmp_path / "data" / "g" / f"c{i}.wav", seconds=1.0, kind=kind, seed=i)
+    clips, _ = scan_roots(tmp_path / "data", cache_dir=tmp_path / "cache", config=MelConfig(), normalization="peak",
+                          labels=True, min_seconds=0.5, workers=0, progress=False)
+    (tmp_path / "data" / "g" / "c1.wav").write_text("damaged")
+    (tmp_path / "data" / "g" / "c2.wav").unlink()
+    kept, skipped = cache_waveforms(clips, cache_dir=tmp_path / "cache", sample_rate=22050, normalization="peak",
+                                    progress=False)
+    assert [clip.rel for clip, _ in kept] == ["g/c0.wav"]
+    reasons = dict(skipped)
+    assert "not a readable audio file" in reasons[str(tmp_path / "data" / "g" / "c1.wav")]
+    assert "no longer readable" in reasons[str(tmp_path / "data" / "g" / "c2.wav")]
+    assert np.load(kept[0][1]).dtype == np.int16

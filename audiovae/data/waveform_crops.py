@@ -39,8 +39,12 @@ def cache_waveforms(clips: list[CachedClip], *, cache_dir: str | os.PathLike, sa
     that changed or became unreadable since the mel scan is skipped with its reason, not fatal."""
     folder = Path(cache_dir) / f"waveforms-{sample_rate}-{normalization}"
     folder.mkdir(parents=True, exist_ok=True)
-    kept, skipped = [], []
-    todo = [(clip, _waveform_file(folder, clip)) for clip in clips]
+    kept, skipped, todo = [], [], []
+    for clip in clips:
+        try:
+            todo.append((clip, _waveform_file(folder, clip)))
+        except OSError as exc:  # removed or unreadable since the scan
+            skipped.append((str(clip.path), f"no longer readable ({exc.strerror or exc})"))
     missing = [item for item in todo if not item[1].is_file()]
     bar = None
     if progress and missing:
@@ -125,8 +129,8 @@ class WaveformCrops(torch.utils.data.Dataset):
         """One excerpt of up to ``seconds`` from the middle of each file: ``[(source path, float32 [samples])]``."""
         want = int(seconds * sample_rate)
         out = []
-        for clip, _ in self.files:
-            wav = self.samples(len(out))
+        for index, (clip, _) in enumerate(self.files):
+            wav = self.samples(index)
             start = max(wav.shape[0] - want, 0) // 2
             out.append((clip.path, torch.from_numpy(wav[start:start + want].astype(np.float32) / 32767)))
         return out

@@ -138,7 +138,8 @@ def _two_taps(filters: torch.Tensor) -> tuple[torch.Tensor, ...] | None:
 class MelVocoder(nn.Module):
     """Natural-log mel -> waveform, for one mel front end.
 
-    MelVocoder(frontend=MelConfig | dict, dim=192, hidden=576, layers=6, kernel=7, istft="fft").
+    MelVocoder(frontend=MelConfig | dict, dim=192, hidden=576, layers=6, kernel=7, istft="fft", mel_refine=0,
+    phase_refine=0, discriminator_width=0, train_rounds=0); recipes/vocoder.toml sets the sizes it trains.
     forward(log_mel: Tensor[B, n_mels, frames] or [n_mels, frames]) -> float32 Tensor[B, samples] or [samples],
     samples = (frames - 1) * hop_length at ``sample_rate`` Hz: the length GriffinLim gives, so a clip of
     k * hop_length samples comes back at its own length.
@@ -188,7 +189,10 @@ class MelVocoder(nn.Module):
         self.register_buffer("filters", filters.contiguous(), persistent=False)       # [support bins, n_mels]
         self.register_buffer("filters_t", filters.T.contiguous(), persistent=False)   # [n_mels, support bins]
         self.register_buffer("bin_weight", filters.sum(dim=1), persistent=False)      # [support bins], > 0
-        self.taps = _two_taps(filters)  # the sparse form the fast inference path uses, when the bank allows it
+        taps = _two_taps(filters)  # the sparse form the fast inference path uses, when the bank allows it
+        self.has_taps = taps is not None
+        for name, value in zip(("tap_first", "tap_second", "tap_w1", "tap_w2"), taps or (None,) * 4):
+            self.register_buffer(name, value, persistent=False)  # buffers, so .to(device) moves them
         self.latent_stats: dict = {}
 
     def spectrum(self, log_mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,7 +258,7 @@ class MelVocoder(nn.Module):
         """Inference in eager PyTorch with the FFT inverse: not training, no gradients, not being traced for
         export (the fast path preallocates buffers for one length, which a traced graph would keep)."""
         return (not self.training and not torch.is_grad_enabled() and self.istft.mode == "fft"
-                and self.taps is not None and not torch.jit.is_tracing() and not torch.jit.is_scripting())
+                and self.has_taps and not torch.jit.is_tracing() and not torch.jit.is_scripting())
 
     def refine_phase(self, real: torch.Tensor, imag: torch.Tensor, log_mel: torch.Tensor, rounds: int,
                      momentum: float = 0.99) -> tuple[torch.Tensor, torch.Tensor]:
@@ -299,7 +303,7 @@ class MelVocoder(nn.Module):
         target, cap = self._mel_target(log_mel)
         target = target.reshape(batch * frames, -1).T.contiguous()                 # [n_mels, N]
         cap = cap.reshape(batch * frames, -1).T.contiguous()
-        first, second, w1, w2 = self.taps
+        first, second, w1, w2 = self.tap_first, self.tap_second, self.tap_w1, self.tap_w2
         power = c.power
         beta = momentum / (1 + momentum)
         previous_r = torch.zeros_like(spec_r)
