@@ -109,6 +109,9 @@ def test_evaluate_midi_reports_and_reuses_its_classifier(trained, tmp_path, caps
     assert 0.0 <= report["reconstruction"]["onset_f1"] <= 1.0 and report["reconstruction"]["kl"] >= 0
     assert set(report["transfer"]["table"]["low"]) == {"high"}
     assert 0.0 <= report["novelty"]["generated"]["mean"] <= report["novelty"]["generated"]["max"] <= 1.0
+    notes = report["note_statistics"]
+    assert "note statistics" in out and notes["windows"]["train"] > 0 and notes["windows"]["held_out"] > 0
+    assert 0.0 <= notes["judge_real_held_out"]["accuracy"] <= 1.0
     assert (run / "classifier" / "config.json").is_file()
     assert main(args) == 0
     assert "using the genre classifier" in capsys.readouterr().out

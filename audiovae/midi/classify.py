@@ -239,6 +239,8 @@ def evaluate_model(model, data: str | Path, *, cache_dir: str | Path | None = No
     guidance = default_guidance(model) if guidance is None else guidance
     control, generated = genre_control(model, classifier, per_genre=per_genre, temperatures=temperatures, seed=seed,
                                        guidance=guidance)
+    log("note statistics (an independent judge on real training windows, overlapping areas) ...")
+    notes = note_statistics(model, data, train, val, generated, per_genre=per_genre, seed=seed)
     log("genre transfer ...")
     transfer = transfer_accuracy(model, classifier, val.segments, val.genre_ids, per_genre=transfer_per_genre,
                                  guidance=guidance)
@@ -247,7 +249,32 @@ def evaluate_model(model, data: str | Path, *, cache_dir: str | Path | None = No
     return {"model": str(folder), "data": str(data), "genres": genres, "classifier_real_held_out": real,
             "reconstruction": recon, "genre_control": control, "transfer": transfer,
             "novelty": novel | {"temperature": float(temperatures[-1])}, "guidance": guidance,
+            "note_statistics": notes | {"temperature": float(temperatures[-1])},
             "seconds": round(time.perf_counter() - started, 1)}
+
+
+def note_statistics(model, data, train, val, generated: np.ndarray, *, per_genre: int, seed: int = 0) -> dict:
+    """Genre control judged from note statistics (audiovae.midi.metrics), and how closely generated windows match
+    real held-out windows of their genre (overlapping areas). ``generated``: the segments genre_control made, in
+    blocks of ``per_genre`` per genre."""
+    from .metrics import NoteStatisticsJudge, folder_windows, overlapping_areas, rolls_to_windows
+
+    genres = list(model.conditions)
+    train_features, train_ids = folder_windows(data, train.piece_paths, genres)
+    val_features, val_ids = folder_windows(data, val.piece_paths, genres)
+    judge = NoteStatisticsJudge(seed).fit(train_features, train_ids)
+    features, kept = rolls_to_windows(generated, model.roll)
+    wanted = np.repeat(np.arange(len(genres)), per_genre)[kept]
+    overlap = {}
+    for g, genre in enumerate(genres):
+        mine = [f for f, w in zip(features, wanted) if w == g]
+        real = [f for f, y in zip(val_features, val_ids) if y == g]
+        if len(mine) >= 2 and len(real) >= 2:
+            overlap[genre] = overlapping_areas(mine, real, seed=seed)
+    return {"judge_real_held_out": per_genre_accuracy(judge.predict(val_features), val_ids, genres),
+            "control": per_genre_accuracy(judge.predict(features), wanted, genres) if len(features) else {},
+            "empty_segments": int(len(generated) - len(kept)), "overlap": overlap,
+            "windows": {"train": len(train_features), "held_out": len(val_features)}}
 
 
 def format_report(report: dict) -> str:
@@ -281,6 +308,19 @@ def format_report(report: dict) -> str:
                                                   report["genre_control"].values()] + [report["transfer"]["accuracy"]]))
     lines.append(f"{'balanced (mean)':<{width}}" + cells([real["balanced"]] + [c["balanced"] for c in
                                                           report["genre_control"].values()] + [float("nan")]))
+    ns = report["note_statistics"]
+    lines += ["", f"note statistics (read from the notes with pretty_midi; a gradient-boosted judge trained on "
+                  f"{ns['windows']['train']} real training windows of 4 bars, {ns['judge_real_held_out']['accuracy']:.1%} "
+                  f"right on {ns['windows']['held_out']} held-out ones; generated at T={ns['temperature']:g}, "
+                  f"{ns['empty_segments']} empty)",
+              f"{'':<{width}}{'real held-out':>16}{'control':>16}{'mean OA':>16}"]
+    control = (ns["control"] or {}).get("per_genre", {})
+    for g in genres:
+        oa = f"{ns['overlap'][g]['mean']:>16.3f}" if g in ns["overlap"] else f"{'-':>16}"
+        lines.append(f"{g:<{width}}" + cells([ns["judge_real_held_out"]["per_genre"].get(g, float("nan")),
+                                              control.get(g, float("nan"))]) + oa)
+    if ns["control"]:
+        lines.append(f"{'overall':<{width}}" + cells([ns["judge_real_held_out"]["accuracy"], ns["control"]["accuracy"]]))
     n = report["novelty"]
     lines += ["", f"novelty: largest sustain IoU with any training segment (generated at T={n['temperature']:g}, "
                   f"{n['generated']['segments']} segments; held-out real segments for reference)"]
