@@ -73,3 +73,22 @@ def test_note_statistics_judge_tells_dense_chords_from_a_sparse_melody():
                                         for b in range(32)])) for _ in range(30)]
     judge = NoteStatisticsJudge().fit(chords[:20] + melody[:20], np.array([0] * 20 + [1] * 20))
     assert judge.predict(chords[20:] + melody[20:]).tolist() == [0] * 10 + [1] * 10
+
+
+def test_voice_counts_and_limits():
+    from audiovae.midi.pianoroll import limit_voices, voice_counts
+
+    segments = np.zeros((2, 2, 4, 6), dtype=bool)
+    segments[0, 1, :, 2] = True                      # genre 0: one voice
+    segments[1, 1, :, :3] = True                     # genre 1: three voices
+    assert voice_counts(segments, np.array([0, 1]), ["solo", "trio"]) == {"solo": 1, "trio": 3}
+    probabilities = np.zeros((2, 3, 6), dtype=np.float32)
+    probabilities[1] = [[0.9, 0.8, 0.1, 0.7, 0.0, 0.6]] * 3
+    probabilities[0] = probabilities[1] * 0.5
+    two = limit_voices(probabilities, 2)
+    assert (two[1] > 0).sum(-1).tolist() == [2, 2, 2] and two[1, 0, :2].tolist() == pytest.approx([0.9, 0.8])
+    assert two[0, 0, 3] == 0 and two[0, 0, 0] == pytest.approx(0.45)   # onsets follow the kept sustains
+    assert (limit_voices(probabilities, 1)[1] > 0).sum(-1).tolist() == [1, 1, 1]
+    assert np.array_equal(limit_voices(probabilities, 6), probabilities)
+    with pytest.raises(ParameterError):
+        limit_voices(probabilities, 0)

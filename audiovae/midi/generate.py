@@ -20,7 +20,7 @@ import torch
 
 from ..errors import ConfigError, MidiReadError, ParameterError
 from ..genres import as_weights, genre_condition
-from .pianoroll import RollConfig, clean_roll, join_segments, midi_to_roll
+from .pianoroll import RollConfig, clean_roll, join_segments, limit_voices, midi_to_roll
 
 # Quarter-note tempo (bpm) and General MIDI program for the genres of the bundled data; other genres get
 # DEFAULT_TEMPO and piano.
@@ -88,7 +88,8 @@ def guided_probabilities(model, z: torch.Tensor, cond: torch.Tensor | None, guid
 @torch.no_grad()
 def decode_rolls(model, z: torch.Tensor, cond: torch.Tensor | None, *, from_noise: bool = False,
                  guidance: float | None = None, batch_size: int = 1024) -> np.ndarray:
-    """z: Tensor[N, latent_dim] -> probabilities float32 [N, 2, S, P], decoded in batches.
+    """z: Tensor[N, latent_dim] -> probabilities float32 [N, 2, S, P], decoded in batches; for a genre whose voice
+    count the model stored, pitches beyond it at a step are set to 0 (:func:`voice_limit`).
 
     ``from_noise``: z is prior noise eps (N(0, T^2 I)), first mapped through the model's prior for ``cond``
     (:meth:`PianoRollCVAE.latent_from_noise`); this is how prior samples are decoded. ``guidance``: the
@@ -106,7 +107,24 @@ def decode_rolls(model, z: torch.Tensor, cond: torch.Tensor | None, *, from_nois
         if from_noise:
             chunk = model.latent_from_noise(chunk, batch_cond, guidance=guidance)
         out.append(guided_probabilities(model, chunk, batch_cond, guidance).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, *model.segment_shape), np.float32)
+    probabilities = np.concatenate(out) if out else np.zeros((0, *model.segment_shape), np.float32)
+    voices = voice_limit(model, cond)
+    return limit_voices(probabilities, voices) if voices else probabilities
+
+
+def voice_limit(model, cond: torch.Tensor | None) -> int | None:
+    """At most how many notes a segment under ``cond`` may sound at once: the largest voice count (stored with
+    the model's latent statistics, see audiovae.midi.pianoroll.voice_counts) among the genres the condition
+    holds; None without a genre, or for a model trained before voice counts were stored."""
+    counts = (model.latent_stats or {}).get("voices") or {}
+    if cond is None or not counts:
+        return None
+    if cond.is_floating_point():
+        present = torch.nonzero(cond.reshape(-1, len(model.conditions)).amax(0) > 0).flatten().tolist()
+    else:
+        present = sorted(set(int(i) for i in cond.reshape(-1).tolist() if i >= 0))
+    limits = [counts[model.conditions[i]] for i in present if model.conditions[i] in counts]
+    return max(limits) if limits and len(limits) == len(present) else None
 
 
 @torch.no_grad()

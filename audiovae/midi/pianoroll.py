@@ -172,6 +172,35 @@ def clean_roll(roll: np.ndarray, *, threshold: float = 0.5) -> np.ndarray:
     return np.stack([onset, sustain], axis=-3)
 
 
+def voice_counts(segments: np.ndarray, genre_ids: np.ndarray, genres: list[str], *, percentile: float = 95.0
+                 ) -> dict[str, int]:
+    """How many notes each genre sounds at once: the ``percentile`` of the number of sustained pitches over the
+    steps that sound at all, per genre, from bool segments [N, 2, S, P] (at least 1)."""
+    out = {}
+    for g, genre in enumerate(genres):
+        counts = segments[genre_ids == g][:, SUSTAIN].sum(-1).reshape(-1)
+        counts = counts[counts > 0]
+        if len(counts):
+            out[genre] = max(1, int(np.ceil(np.percentile(counts, percentile))))
+    return out
+
+
+def limit_voices(probabilities: np.ndarray, voices: int) -> np.ndarray:
+    """Keep at most ``voices`` pitches per step in a probability roll float [..., 2, steps, pitches]: at each step
+    the pitches with the highest sustain probability; the others' onset and sustain are set to 0."""
+    if voices < 1:
+        raise ParameterError(f"voices must be >= 1, got {voices}")
+    sustain = probabilities[..., SUSTAIN, :, :]
+    if sustain.shape[-1] <= voices:
+        return probabilities
+    kth = np.partition(sustain, -voices, axis=-1)[..., -voices, None]  # the voices-th largest per step
+    keep = sustain >= kth
+    out = probabilities.copy()
+    out[..., ONSET, :, :] *= keep
+    out[..., SUSTAIN, :, :] *= keep
+    return out
+
+
 def roll_notes(roll: np.ndarray) -> list[tuple[int, int, int]]:
     """Notes in a roll [2, steps, pitches] as (pitch_index, start_step, end_step), end exclusive.
 

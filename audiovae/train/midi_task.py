@@ -115,7 +115,7 @@ class MidiTask(Task):
     def latent_stats(self, model) -> dict:
         """Mean/std of the posterior means over training segments (an even subsample of at most
         LATENT_STATS_MAX_SEGMENTS) and per-genre centroids, encoded with the "no genre" condition so all genres
-        live in one comparable space."""
+        live in one comparable space; and each genre's voice count (generation keeps to it)."""
         model = unwrap(model)
         device = next(model.parameters()).device
         segments, genre_ids = self.train_set.segments, self.train_set.genre_ids
@@ -125,5 +125,8 @@ class MidiTask(Task):
         means = torch.cat([model.encode(x.to(device)).mean.cpu() for x, _ in batches(segments, genre_ids)])
         centroids = {g: means[torch.from_numpy(genre_ids == i)].mean(0).tolist()
                      for i, g in enumerate(self.genres) if (genre_ids == i).any()}
+        from ..midi.pianoroll import voice_counts
+
         return {"mean": means.mean(0).tolist(), "std": means.std(0).tolist(), "segments": int(len(means)),
-                "centroids": centroids}
+                "centroids": centroids,
+                "voices": voice_counts(self.train_set.segments, self.train_set.genre_ids, self.genres)}
