@@ -44,7 +44,6 @@ def frontend_for(model) -> MelFrontend:
 
 
 GRIFFIN_LIM, AUTO, DEFAULT_VOCODER = "griffin-lim", "auto", "default-vocoder"
-VOCODER_CHOICES = f"{GRIFFIN_LIM}, {DEFAULT_VOCODER}, a vocoder folder, or {AUTO}"
 
 
 def resolve_vocoder_choice(model, choice: str | None) -> str:

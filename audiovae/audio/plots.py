@@ -63,8 +63,8 @@ def anomaly_figure(mel, curve, spans, *, threshold: float, frames_per_second: fl
     bottom.plot(times, curve, color="black", linewidth=1)
     bottom.axhline(threshold, color="tab:red", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
     for start, end, _ in spans:
-        for ax in (top, bottom):
-            ax.axvspan(start, end, color="tab:red", alpha=0.25 if ax is bottom else 0.35)
+        top.axvspan(start, end, facecolor="none", edgecolor="white", linewidth=1.5, linestyle="--")
+        bottom.axvspan(start, end, color="tab:red", alpha=0.25)
     bottom.set_xlim(0, seconds)
     bottom.set_xlabel("seconds")
     bottom.set_ylabel("score (SD)")
