@@ -154,7 +154,8 @@ def resolve(path: str | os.PathLike) -> Path:
             if (target / "config.json").is_file():
                 return target
     raise ConfigError(f"{path} is not a model: expected config.json and model.safetensors in it, a run folder "
-                      "with model/ or checkpoints/LATEST, or a bundled model name (default-mel, default-midi, default-vocoder)")
+                      "with model/ or checkpoints/LATEST, or a bundled model name (default-mel, default-midi, "
+                      "default-vocoder)")
 
 
 def migrate_config(config: dict, *, source: str | os.PathLike = "config.json") -> dict:

@@ -106,7 +106,8 @@ def cmd_sample(args) -> int:
     with torch.no_grad():
         for i in range(args.n):
             mel = model.decode(z[i:i + 1], cond, frames=frames)[0]
-            write_wav(out / f"sample_{i:03d}.wav", mel_to_waveform(model, mel, vocoder=args.vocoder, n_iter=args.n_iter), config.sample_rate)
+            wav = mel_to_waveform(model, mel, vocoder=args.vocoder, n_iter=args.n_iter)
+            write_wav(out / f"sample_{i:03d}.wav", wav, config.sample_rate)
             save_mel_png(out / f"sample_{i:03d}.png", [mel], [f"sample {i}"], frames_per_second=config.frames_per_second)
     print(f"wrote {args.n} samples to {out}")
     return 0
@@ -219,11 +220,12 @@ def _score_spans(model, args) -> int:
     import json
 
     from ._atomic import atomic_write_text
+    from .latent.anomaly import latent_rate
     from .scoring import calibration_of, inspect_files
 
     calibration = calibration_of(model)
     threshold = calibration.threshold if args.threshold is None else args.threshold
-    window = calibration.window * model.time_downsample / model.frontend.frames_per_second
+    window = calibration.window / latent_rate(model)
     results = inspect_files(model, args.files, threshold=threshold)
     scored = sorted((r for r in results if r.error is None), key=lambda r: -r.score)
     width = max([len("file")] + [len(r.path) for r in scored])
@@ -273,18 +275,12 @@ def _score_bars(model, args) -> int:
     import json
 
     from ._atomic import atomic_write_text
-    from .errors import MidiReadError
-    from .scoring import MIDI_THRESHOLD, BarAnomaly, inspect_midi
+    from .scoring import MIDI_THRESHOLD, inspect_files
 
     if args.png or args.csv:
         raise AudioVAEError("--png and --csv are for audio models; for MIDI files use --json (every bar's score)")
     threshold = MIDI_THRESHOLD if args.threshold is None else args.threshold
-    results = []
-    for path in args.files:
-        try:
-            results.append(inspect_midi(model, path, threshold=threshold))
-        except MidiReadError as exc:
-            results.append(BarAnomaly(str(path), error=exc.reason))
+    results = inspect_files(model, args.files, threshold=threshold)
     scored = sorted((r for r in results if r.error is None), key=lambda r: -r.score)
     width = max([len("file")] + [len(r.path) for r in scored])
     print(f"{'rank':>4}  {'file':<{width}}  {'worst':>6}  flagged bars (score: robust standard deviations above the "
@@ -313,7 +309,7 @@ def cmd_calibrate(args) -> int:
     from .checkpoint import read_config, resolve, update_config
     from .data.audio_folder import AudioFolder
     from .latent.anomaly import Calibration
-    from .train.mel_task import held_out_calibration
+    from .scoring import held_out_calibration
 
     model = shared.load_model_for(args, "audio")
     folder = resolve(args.model)

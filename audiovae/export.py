@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -67,23 +69,42 @@ def _graph_vocoder(vocoder, fmt: str):
     return copy.eval()
 
 
-def _decoder_parts(model) -> tuple[nn.Module, list[str], callable]:
-    """(graph, input names, inputs for T' latent frames)."""
+@dataclass
+class _Part:
+    """One graph to write: ``graph`` is traced, ``eager`` is what its output is checked against (the vocoder's ONNX
+    copy is checked against the vocoder itself); ``inputs(frames, batch=1)`` makes example inputs; the graph is
+    traced at ``trace_frames`` and checked at ``check_frames`` (time steps of its first input)."""
+
+    graph: nn.Module
+    eager: nn.Module
+    names: list[str]
+    inputs: Callable[..., tuple]
+    output: str
+    trace_frames: int
+    check_frames: int
+
+
+def _decoder_part(model) -> _Part:
     channels = model.latent_shape[0]
-    if model.conditions:
-        columns = len(model.conditions) + 1
+    if not model.conditions:
+        graph = UnconditionalDecoderGraph(model)
+        return _Part(graph, graph, ["z"], lambda frames, batch=1: (torch.randn(batch, channels, frames),),
+                     "log_mel", 32, 7)
+    columns = len(model.conditions) + 1
 
-        def inputs(frames: int, batch: int = 1):
-            weights = torch.zeros(batch, columns)
-            weights[:, 0] = 1.0
-            return torch.randn(batch, channels, frames), weights
-        return DecoderGraph(model), ["z", "condition"], inputs
-    return UnconditionalDecoderGraph(model), ["z"], lambda frames, batch=1: (torch.randn(batch, channels, frames),)
+    def inputs(frames: int, batch: int = 1):
+        weights = torch.zeros(batch, columns)
+        weights[:, 0] = 1.0
+        return torch.randn(batch, channels, frames), weights
+
+    graph = DecoderGraph(model)
+    return _Part(graph, graph, ["z", "condition"], inputs, "log_mel", 32, 7)
 
 
-def _vocoder_parts(vocoder) -> tuple[nn.Module, list[str], callable]:
+def _vocoder_part(vocoder, fmt: str) -> _Part:
     n_mels = vocoder.mel_config.n_mels
-    return vocoder, ["log_mel"], lambda frames, batch=1: (torch.randn(batch, n_mels, frames) - 4.0,)
+    return _Part(_graph_vocoder(vocoder, fmt), vocoder, ["log_mel"],
+                 lambda frames, batch=1: (torch.randn(batch, n_mels, frames) - 4.0,), "waveform", 128, 57)
 
 
 def _write_graph(graph: nn.Module, fmt: str, path: Path, names: list[str], output: str, example: tuple) -> None:
@@ -121,7 +142,8 @@ def run_exported(path: str | os.PathLike, inputs: tuple[torch.Tensor, ...]) -> t
     try:
         import onnxruntime
     except ImportError as exc:
-        raise AudioVAEError(f"checking an ONNX graph needs onnxruntime ({exc}): pip install 'audiovae[export]'") from exc
+        raise AudioVAEError(f"checking an ONNX graph needs onnxruntime ({exc}): "
+                            "pip install 'audiovae[export]'") from exc
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     feeds = {arg.name: x.numpy() for arg, x in zip(session.get_inputs(), inputs)}
     return torch.from_numpy(session.run(None, feeds)[0])
@@ -155,26 +177,22 @@ def export_model(model, fmt: str, out: str | os.PathLike, *, vocoder=None) -> di
         raise ConfigError(f"export writes mel models and vocoders; {type(model).__name__} is a "
                           f"{getattr(model, 'modality', 'non-latent')} model")
     model, vocoder = model.cpu().eval(), (model if is_vocoder else vocoder)
-    parts = {}
-    if not is_vocoder:
-        parts["decoder"] = (*_decoder_parts(model), "log_mel", 32, 7)
+    parts = {} if is_vocoder else {"decoder": _decoder_part(model)}
     if vocoder is not None:
         vocoder = vocoder.cpu().eval()
-        graph = _graph_vocoder(vocoder, fmt)
-        parts["vocoder"] = (graph, *_vocoder_parts(graph)[1:], "waveform", 128, 57)
-        eager_vocoder = vocoder
+        parts["vocoder"] = _vocoder_part(vocoder, fmt)
     description = {"format": "audiovae-export", "graph_format": fmt, "tolerance": TOLERANCE, "graphs": {}}
     with atomic_dir(out) as tmp:
-        for name, (graph, names, inputs, output, trace_frames, check_frames) in parts.items():
+        for name, part in parts.items():
             path = tmp / f"{name}{SUFFIXES[fmt]}"
-            _write_graph(graph, fmt, path, names, output, inputs(trace_frames))
-            eager = eager_vocoder if name == "vocoder" else graph
-            error = _check(path, eager, inputs(check_frames, batch=2))
-            description["graphs"][name] = {"file": path.name, "inputs": names, "output": output,
+            _write_graph(part.graph, fmt, path, part.names, part.output, part.inputs(part.trace_frames))
+            error = _check(path, part.eager, part.inputs(part.check_frames, batch=2))
+            description["graphs"][name] = {"file": path.name, "inputs": part.names, "output": part.output,
                                            "checked_max_abs_diff": error}
         if not is_vocoder:
-            description |= {"genres": list(model.conditions), "condition_columns": list(model.conditions) + ["(no genre)"]
-                            if model.conditions else [], "latent_channels": model.latent_shape[0],
+            columns = list(model.conditions) + ["(no genre)"] if model.conditions else []
+            description |= {"genres": list(model.conditions), "condition_columns": columns,
+                            "latent_channels": model.latent_shape[0],
                             "mel_frames_per_latent_frame": model.time_downsample}
         mel = vocoder.mel_config if vocoder is not None else model.frontend
         description |= {"mel": mel.to_dict(), "sample_rate": mel.sample_rate}

@@ -73,8 +73,8 @@ def vocoder_for(model, choice: str | None = AUTO, *, n_iter: int = 32) -> torch.
         from .checkpoint import load
 
         vocoder = load(choice, modality="vocoder")
-        vocoder.check_pairs_with(model_mel_config(model), model_name=str(getattr(model, "checkpoint_path", "the model")),
-                                 name=f"vocoder {choice}")
+        vocoder.check_pairs_with(model_mel_config(model), name=f"vocoder {choice}",
+                                 model_name=str(getattr(model, "checkpoint_path", "the model")))
         return vocoder
 
     return _cached(model, ("neural", choice), build)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import AudioReadError, MidiReadError
-from .latent.anomaly import Calibration, anomaly_scores, calibrated_map, flagged_spans
+from .latent.anomaly import Calibration, anomaly_scores, calibrate, calibrated_map, flagged_spans, latent_rate
 
 
 def _file_score(model, path, max_seconds: float | None) -> float:
@@ -63,32 +63,45 @@ def calibration_of(model) -> Calibration | None:
     return Calibration.from_dict(stored) if stored else None
 
 
-def inspect_audio(model, path, *, threshold: float | None = None, max_seconds: float | None = None) -> FileAnomaly:
-    """The calibrated anomaly map of one audio file and its flagged spans; AudioReadError for an unusable file,
-    ConfigError for a model without calibration."""
+def inspect_mel(model, mel: torch.Tensor, *, path: str | os.PathLike = "<mel>", threshold: float | None = None
+                ) -> FileAnomaly:
+    """The calibrated anomaly map of a log-mel Tensor[n_mels, frames] and its spans above ``threshold`` (None: the
+    calibration's); ConfigError for a model without calibration."""
     from .errors import ConfigError
-    from .inference import clip_to_mel
 
     calibration = calibration_of(model)
     if calibration is None:
         raise ConfigError(f"{getattr(model, 'checkpoint_path', 'the model')} has no anomaly calibration; run "
                           "`audiovae calibrate MODEL --data DIR` (the folders it was trained on)")
-    mel = clip_to_mel(model, path, max_seconds=max_seconds)
     curve = calibrated_map(model, mel[None], calibration)[0].cpu()
-    rate = model.frontend.frames_per_second / model.time_downsample
+    rate = latent_rate(model)
     spans = flagged_spans(curve, calibration.threshold if threshold is None else threshold, rate)
     return FileAnomaly(os.fspath(path), float(curve.max()), spans, curve, mel.cpu(), rate)
 
 
+def inspect_audio(model, path, *, threshold: float | None = None, max_seconds: float | None = None) -> FileAnomaly:
+    """:func:`inspect_mel` of one audio file read through the model's front end; AudioReadError for an unusable
+    file."""
+    from .inference import clip_to_mel
+
+    return inspect_mel(model, clip_to_mel(model, path, max_seconds=max_seconds), path=path, threshold=threshold)
+
+
 def inspect_files(model, paths, *, threshold: float | None = None, max_seconds: float | None = None
-                  ) -> list[FileAnomaly]:
-    """:func:`inspect_audio` for each file, in order; unusable files come back with ``error`` set, never raised."""
+                  ) -> list[FileAnomaly | BarAnomaly]:
+    """Where each file looks wrong, in order: :func:`inspect_audio` for an audio model, :func:`inspect_midi` for a
+    MIDI model (``threshold`` None: the calibration's, or MIDI_THRESHOLD). Unusable files come back with ``error``
+    set, never raised."""
     out = []
     for path in paths:
         try:
-            out.append(inspect_audio(model, path, threshold=threshold, max_seconds=max_seconds))
-        except AudioReadError as exc:
-            out.append(FileAnomaly(os.fspath(path), error=exc.reason))
+            if model.modality == "midi":
+                out.append(inspect_midi(model, path, threshold=MIDI_THRESHOLD if threshold is None else threshold))
+            else:
+                out.append(inspect_audio(model, path, threshold=threshold, max_seconds=max_seconds))
+        except (AudioReadError, MidiReadError) as exc:
+            empty = BarAnomaly if model.modality == "midi" else FileAnomaly
+            out.append(empty(os.fspath(path), error=exc.reason))
     return out
 
 
@@ -136,3 +149,18 @@ def inspect_midi(model, path, *, threshold: float = MIDI_THRESHOLD) -> BarAnomal
     flagged = [(round(start) + 1, round(end), peak) for start, end, peak in
                flagged_spans(z, threshold, 1.0, merge_gap=0.0)]
     return BarAnomaly(os.fspath(path), float(z.max()), flagged, bar_scores, z)
+
+
+@torch.no_grad()
+def held_out_calibration(model, held_out, **settings) -> dict | None:
+    """Calibration of ``model``'s anomaly map (audiovae.latent.anomaly.Calibration, as a dict) on the recordings of
+    an AudioFolder split, each whole and with its genre when the model knows it; None when the split is empty.
+    ``settings`` go to :func:`audiovae.latent.anomaly.calibrate`."""
+    if not held_out.clips:
+        return None
+    device = next(model.parameters()).device
+    known = list(model.conditions)
+    items = ((mel.to(device)[None], torch.tensor([known.index(held_out.genres[genre])], device=device)
+              if genre >= 0 and held_out.genres[genre] in known else None)
+             for _, mel, genre in held_out.eval_items())
+    return calibrate(model, items, **settings).to_dict()

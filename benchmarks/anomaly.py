@@ -41,8 +41,7 @@ from audiovae.audio.io import normalize, read_audio  # noqa: E402
 from audiovae.data.audio_folder import scan_roots, split_by_group  # noqa: E402
 from audiovae.inference import waveform_to_mel  # noqa: E402
 from audiovae.latent import anomaly_scores  # noqa: E402
-from audiovae.latent.anomaly import calibrated_map, flagged_spans  # noqa: E402
-from audiovae.scoring import calibration_of  # noqa: E402
+from audiovae.scoring import calibration_of, inspect_mel  # noqa: E402
 
 DEFECTS = ("clipping", "dropouts", "hum", "bursts", "reversal", "lowpass")
 LOCALISED = ("dropouts", "bursts")
@@ -121,12 +120,12 @@ def auroc(negatives: list[float], positives: list[float]) -> float:
 
 
 @torch.no_grad()
-def score(model, calibration, wav: np.ndarray) -> tuple[float, float, list[tuple[float, float, float]]]:
-    """(calibrated score, old mean negative ELBO per frame, flagged spans) of one clip."""
-    mel = waveform_to_mel(model, wav.astype(np.float32))[None]
-    curve = calibrated_map(model, mel, calibration)[0]
-    rate = model.frontend.frames_per_second / model.time_downsample
-    return float(curve.max()), float(anomaly_scores(model, mel)[0]), flagged_spans(curve, calibration.threshold, rate)
+def score(model, wav: np.ndarray) -> tuple[float, float, list[tuple[float, float, float]]]:
+    """(calibrated score, old mean negative ELBO per frame, flagged spans) of one clip, as `audiovae score` reads
+    it."""
+    mel = waveform_to_mel(model, wav.astype(np.float32))
+    found = inspect_mel(model, mel)
+    return found.score, float(anomaly_scores(model, mel[None])[0]), found.spans
 
 
 def near(span: tuple[float, float, float], intervals: list[tuple[float, float]]) -> bool:
@@ -144,7 +143,7 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     clean = held_out_excerpts(args, rate, model.frontend)
     started = time.perf_counter()
-    clean_scores = [score(model, calibration, x) for x in clean]
+    clean_scores = [score(model, x) for x in clean]
     elapsed = time.perf_counter() - started
     report = {"model": args.model, "excerpts": len(clean), "threshold": calibration.threshold, "defects": {}}
     print(f"model {args.model}; {len(clean)} clean {args.seconds:g} s excerpts of held-out tracks of {args.data}; "
@@ -153,7 +152,7 @@ def main(argv=None) -> int:
     print(f"{'defect':<10} {'AUROC':>6} {'old AUROC':>10} {'files hit':>10} {'spans near':>11}")
     for defect in DEFECTS:
         damaged = [damage(x, defect, rate, rng) for x in clean]
-        scored = [score(model, calibration, y) for y, _ in damaged]
+        scored = [score(model, y) for y, _ in damaged]
         row = {"auroc": auroc([s[0] for s in clean_scores], [s[0] for s in scored]),
                "auroc_old_score": auroc([s[1] for s in clean_scores], [s[1] for s in scored])}
         line = f"{defect:<10} {row['auroc']:>6.2f} {row['auroc_old_score']:>10.2f}"
@@ -164,7 +163,7 @@ def main(argv=None) -> int:
             line += f" {row['files_hit']:>10.0%} {row['spans_near_defect']:>11.0%}"
         print(line)
         report["defects"][defect] = row
-    easy = [score(model, calibration, y) for y in easy_negatives(10, len(clean[0]), rate, rng)]
+    easy = [score(model, y) for y in easy_negatives(10, len(clean[0]), rate, rng)]
     report["easy_auroc"] = auroc([s[0] for s in clean_scores], [s[0] for s in easy])
     report["audio_seconds_per_second"] = len(clean) * args.seconds / elapsed
     print(f"easy case (white noise, pink noise, sine sweeps against the clean excerpts): AUROC {report['easy_auroc']:.2f}")

@@ -59,7 +59,7 @@ def judge(model, classifier, z, cond, frames: int, vocode: bool) -> torch.Tensor
 
     mel = model.decode(z[None], cond, frames=frames)[0]
     if vocode:
-        mel = waveform_to_mel(model, mel_to_waveform(model, mel, n_iter=32))
+        mel = waveform_to_mel(model, mel_to_waveform(model, mel, vocoder="griffin-lim", n_iter=32))
     return predict_proba(classifier, mel)[0]
 
 

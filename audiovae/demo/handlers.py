@@ -309,8 +309,7 @@ def inspect_clip(model, path, *, threshold: float | None = None, max_seconds: fl
     1 s window) as audio to listen to, with 0.25 s of context on each side."""
     from ..audio.io import normalize, read_audio
     from ..audio.plots import anomaly_figure
-    from ..latent.anomaly import calibrated_map, flagged_spans
-    from ..scoring import calibration_of
+    from ..scoring import calibration_of, inspect_mel
 
     calibration = calibration_of(model)
     if calibration is None:
@@ -320,10 +319,9 @@ def inspect_clip(model, path, *, threshold: float | None = None, max_seconds: fl
     _report(progress, 0.0, "reading the clip")
     mel = read_clip(model, path, label="The clip", max_seconds=max_seconds)
     _report(progress, 0.3, "scoring")
-    curve = calibrated_map(model, mel[None], calibration)[0].cpu()
+    found = inspect_mel(model, mel, path=path, threshold=threshold)
+    curve, spans, rate = found.curve, found.spans, found.frames_per_second
     config = model_mel_config(model)
-    rate = config.frames_per_second / model.time_downsample
-    spans = flagged_spans(curve, threshold, rate)
     worst = max(spans, key=lambda s: s[2]) if spans else None
     if worst is None:
         centre = (int(curve.argmax()) + 0.5) / rate

@@ -37,13 +37,6 @@ def anomaly_map(model, x: torch.Tensor, cond: torch.Tensor | None = None) -> tor
 
 
 @torch.no_grad()
-def frame_kl(model, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-    """KL(q(z_t | x) || p(z_t | z_<t, cond)) per latent frame: Tensor[B, T'] nats (``model.to_sequence`` frames)."""
-    x = x.to(model_device(model))
-    return model.to_sequence(model.latent_kl(model.encode(x, cond), cond)).float().sum(-1)
-
-
-@torch.no_grad()
 def anomaly_scores(model, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
     """Negative ELBO per input frame: Tensor[B], nats per frame (see the module docstring).
 
@@ -62,6 +55,11 @@ WINDOW_SECONDS = 1.0
 DEFAULT_THRESHOLD = 3.0
 
 
+@torch.no_grad()
+def frame_kl(model, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    """KL(q(z_t | x) || p(z_t | z_<t, cond)) per latent frame: Tensor[B, T'] nats (``model.to_sequence`` frames)."""
+    x = x.to(model_device(model))
+    return model.to_sequence(model.latent_kl(model.encode(x, cond), cond)).float().sum(-1)
 
 
 def moving_average(values: torch.Tensor, width: int) -> torch.Tensor:
@@ -77,12 +75,16 @@ def moving_average(values: torch.Tensor, width: int) -> torch.Tensor:
     return (sums / counts).reshape(values.shape)
 
 
+def latent_rate(model) -> float:
+    """Latent frames per second of an audio model: its front end's frame rate over its time_downsample."""
+    return model.frontend.frames_per_second / model.time_downsample
+
+
 def window_frames(model, seconds: float = WINDOW_SECONDS) -> int:
-    """Latent frames in ``seconds`` for an audio model (its front end's rate / time_downsample), else 1."""
-    frontend = getattr(model, "frontend", None)
-    if frontend is None:
+    """Latent frames in ``seconds`` for an audio model, else 1 (one frame per grid step of a MIDI model)."""
+    if getattr(model, "frontend", None) is None:
         return 1
-    return max(1, round(seconds * frontend.frames_per_second / model.time_downsample))
+    return max(1, round(seconds * latent_rate(model)))
 
 
 @dataclass(frozen=True)

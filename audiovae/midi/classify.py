@@ -310,7 +310,8 @@ def format_report(report: dict) -> str:
                                                           report["genre_control"].values()] + [float("nan")]))
     ns = report["note_statistics"]
     lines += ["", f"note statistics (read from the notes with pretty_midi; a gradient-boosted judge trained on "
-                  f"{ns['windows']['train']} real training windows of 4 bars, {ns['judge_real_held_out']['accuracy']:.1%} "
+                  f"{ns['windows']['train']} real training windows of 4 bars, "
+                  f"{ns['judge_real_held_out']['accuracy']:.1%} "
                   f"right on {ns['windows']['held_out']} held-out ones; generated at T={ns['temperature']:g}, "
                   f"{ns['empty_segments']} empty)",
               f"{'':<{width}}{'real held-out':>16}{'control':>16}{'mean OA':>16}"]
@@ -320,7 +321,8 @@ def format_report(report: dict) -> str:
         lines.append(f"{g:<{width}}" + cells([ns["judge_real_held_out"]["per_genre"].get(g, float("nan")),
                                               control.get(g, float("nan"))]) + oa)
     if ns["control"]:
-        lines.append(f"{'overall':<{width}}" + cells([ns["judge_real_held_out"]["accuracy"], ns["control"]["accuracy"]]))
+        overall = [ns["judge_real_held_out"]["accuracy"], ns["control"]["accuracy"]]
+        lines.append(f"{'overall':<{width}}" + cells(overall))
     n = report["novelty"]
     lines += ["", f"novelty: largest sustain IoU with any training segment (generated at T={n['temperature']:g}, "
                   f"{n['generated']['segments']} segments; held-out real segments for reference)"]

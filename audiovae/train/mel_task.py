@@ -82,6 +82,8 @@ class MelTask(Task):
                       mel_config.sample_rate)
 
     def anomaly_calibration(self, model) -> dict | None:
+        from ..scoring import held_out_calibration
+
         return held_out_calibration(unwrap(model), self.val_set)
 
     @torch.no_grad()
@@ -99,20 +101,3 @@ class MelTask(Task):
         pooled = torch.cat(frames)
         return {"mean": pooled.mean(0).tolist(), "std": pooled.std(0).tolist(), "frames": int(pooled.shape[0]),
                 "centroids": {g: torch.stack(v).mean(0).tolist() for g, v in sorted(per_genre.items())}}
-
-
-@torch.no_grad()
-def held_out_calibration(model, held_out, **settings) -> dict | None:
-    """Calibration of ``model``'s anomaly map (audiovae.latent.anomaly.Calibration, as a dict) on the recordings of
-    an AudioFolder split, each whole and with its genre when the model knows it; None when the split is empty.
-    ``settings`` go to :func:`audiovae.latent.anomaly.calibrate`."""
-    from ..latent.anomaly import calibrate
-
-    if not held_out.clips:
-        return None
-    device = next(model.parameters()).device
-    known = list(model.conditions)
-    items = ((mel.to(device)[None], torch.tensor([known.index(held_out.genres[genre])], device=device)
-              if genre >= 0 and held_out.genres[genre] in known else None)
-             for _, mel, genre in held_out.eval_items())
-    return calibrate(model, items, **settings).to_dict()

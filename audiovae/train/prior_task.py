@@ -136,7 +136,8 @@ class MelPriorTask(Task):
 
     @torch.no_grad()
     def save_samples(self, model, step: int, folder: Path) -> None:
-        """A 6 s sample per genre (temperature 1, the model's guidance), as a mel picture and Griffin-Lim audio."""
+        """A 6 s sample per genre (temperature 1, the model's guidance), as a mel picture and audio (the bundled
+        neural vocoder when it fits the model's front end, else Griffin-Lim)."""
         from ..inference import mel_to_waveform
         from ..latent import prior_samples
 
@@ -156,6 +157,6 @@ class MelPriorTask(Task):
         return self.vae.latent_stats
 
     def anomaly_calibration(self, model) -> dict | None:
-        from .mel_task import held_out_calibration
+        from ..scoring import held_out_calibration
 
         return held_out_calibration(unwrap(model), self.val_set)
