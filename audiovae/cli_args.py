@@ -59,10 +59,13 @@ def add_vocoder(p: argparse.ArgumentParser, *, iterations: bool = True) -> None:
 
 
 def add_midi_writing(p: argparse.ArgumentParser) -> None:
-    """What every verb that writes MIDI takes: guidance, tempo, instrument, pictures and previews, compute."""
+    """What every verb that writes MIDI takes: guidance, tempo, instrument, velocity, pictures and previews,
+    compute."""
     add_guidance(p)
     p.add_argument("--tempo", type=float, help="tempo in quarter notes per minute [default: per genre]")
     p.add_argument("--program", type=int, help="General MIDI program 0-127 [default: per genre]")
+    p.add_argument("--velocity", type=int, help="play every note at this MIDI velocity, 1-127 [default: the "
+                   "velocities the model gives, or 90 for a model without dynamics]")
     p.add_argument("--png", action="store_true", help="also write a piano-roll picture next to each .mid")
     p.add_argument("--preview", action="store_true", help="also write a preview .wav next to each .mid "
                    "(FluidSynth with $AUDIOVAE_SOUNDFONT when available, else a built-in synth)")

@@ -132,13 +132,14 @@ def inspect_midi(model, path, *, threshold: float = MIDI_THRESHOLD) -> BarAnomal
     summed per bar, so a bar of wrong notes stands out against the rest of its own piece."""
     from .latent.anomaly import anomaly_map
     from .midi.generate import read_roll, roll_to_segments
+    from .midi.pianoroll import roll_tensor
 
     roll, _ = read_roll(model, path)
     if not roll.any():
         raise MidiReadError(path, "no notes on the model's grid")
     config = model.roll
     steps_per_bar = config.segment_steps // config.segment_bars
-    segments = torch.from_numpy(roll_to_segments(roll, config.segment_steps).astype("float32"))
+    segments = roll_tensor(roll_to_segments(roll, config.segment_steps))
     steps = torch.cat([anomaly_map(model, chunk) for chunk in segments.split(256)]).flatten()
     bars = -(-roll.shape[1] // steps_per_bar)
     bar_scores = steps[: bars * steps_per_bar].reshape(bars, steps_per_bar).sum(1).cpu()

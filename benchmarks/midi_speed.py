@@ -8,8 +8,8 @@ The model is freshly built from the recipe's [model] and [data] grid (6 genres) 
 do not change the speed. Training feeds random rolls at the grid's typical density (no data loading) with the
 recipe's batch size. Generation draws noise ~ N(0, I), maps it through the model's prior and decodes one batch of
 --generate segments of one genre with the model's classifier-free guidance ("decode"; guidance doubles the prior
-and decoder work), and additionally thresholds and cleans them into bool rolls ("to rolls"), the way generate-midi
-does. Times are the best of --repeats runs (the CPU may be shared).
+and decoder work), and additionally turns them into the rolls a user gets ("to rolls": thresholded, cleaned, with
+velocities and each genre's longest-note limit), the way generate-midi does. Times are the best of --repeats runs (the CPU may be shared).
 """
 from __future__ import annotations
 
@@ -23,8 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audiovae.midi.generate import decode_rolls  # noqa: E402
-from audiovae.midi.pianoroll import clean_roll  # noqa: E402
+from audiovae.midi.generate import decode_rolls, rolls_for  # noqa: E402
 from audiovae.models.pianoroll_cvae import PianoRollCVAE  # noqa: E402
 from audiovae.train.config import load_recipe  # noqa: E402
 from audiovae.train.midi_task import roll_config_from  # noqa: E402
@@ -82,7 +81,8 @@ def generation_rates(model: PianoRollCVAE, count: int, repeats: int) -> tuple[fl
     cond = torch.tensor([0]) if model.conditions else None
     decode_rolls(model, z[:8], cond, from_noise=True)
     decode_only = best_of(repeats, lambda: decode_rolls(model, z, cond, from_noise=True, batch_size=count))
-    to_rolls = best_of(repeats, lambda: clean_roll(decode_rolls(model, z, cond, from_noise=True, batch_size=count)))
+    to_rolls = best_of(repeats, lambda: rolls_for(model, decode_rolls(model, z, cond, from_noise=True,
+                                                                      batch_size=count), cond))
     return count / decode_only, count / to_rolls
 
 

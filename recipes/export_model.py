@@ -37,6 +37,36 @@ def _metrics_lines(config: dict, evaluation: dict | None) -> list[str]:
         novelty = evaluation["novelty"]["generated"]
         lines.append(f"- novelty: largest sustain IoU of a generated segment with any training segment "
                      f"{novelty['max']:.3f} (mean {novelty['mean']:.3f})")
+        lines += _note_statistics_lines(evaluation)
+    return lines
+
+
+def _note_statistics_lines(evaluation: dict) -> list[str]:
+    """The independent note-statistics judge's figures and the form table of an evaluate-midi report, per genre."""
+    notes = evaluation.get("note_statistics")
+    if not notes:
+        return []
+    transfer = evaluation["transfer"].get("notes", {}).get("table", {})
+    into = {g: [row[g] for row in transfer.values() if g in row] for g in evaluation["genres"]}
+    conv_into = {g: [row[g] for row in evaluation["transfer"]["table"].values() if g in row]
+                 for g in evaluation["genres"]}
+    form = evaluation.get("form", {}).get("per_genre", {})
+    lines = ["", f"Note statistics (an independent gradient-boosted judge on notes read with pretty_midi, "
+                 f"{notes['judge_real_held_out']['accuracy']:.1%} right on real held-out windows; generated at "
+                 f"T={notes['temperature']:g}):", "",
+             "| genre | control (notes) | transfer into (notes / conv) | mean OA | velocity spread gen / real | "
+             "repeating bar pairs gen / real |", "|---|---|---|---|---|---|"]
+    for g in evaluation["genres"]:
+        spread = notes.get("velocity_spread", {}).get(g, {})
+        shape = form.get(g, {})
+        lines.append(f"| {g} | {notes['control']['per_genre'].get(g, float('nan')):.1%} | "
+                     f"{sum(into[g]) / max(len(into[g]), 1):.1%} / {sum(conv_into[g]) / max(len(conv_into[g]), 1):.1%}"
+                     f" | {notes['overlap'].get(g, {}).get('mean', float('nan')):.3f} | "
+                     f"{spread.get('generated', float('nan')):.1f} / {spread.get('real', float('nan')):.1f} | "
+                     f"{shape.get('generated', float('nan')):.3f} / {shape.get('real', float('nan')):.3f} |")
+    lines.append(f"| overall | {notes['control']['accuracy']:.1%} | "
+                 f"{evaluation['transfer'].get('notes', {}).get('accuracy', float('nan')):.1%} / "
+                 f"{evaluation['transfer']['accuracy']:.1%} | | | |")
     return lines
 
 

@@ -39,6 +39,20 @@ def trained(tmp_path_factory):
     return data, root / "run", out.getvalue()
 
 
+@pytest.fixture(scope="module")
+def loud(trained, tmp_path_factory):
+    """The tiny trained model with its output biases raised: 12 training steps leave every cell below 0.5, so
+    the trained model itself writes only empty pieces (see the empty-piece test)."""
+    import torch
+
+    from audiovae.checkpoint import write_model_folder
+
+    model = load(trained[1])
+    with torch.no_grad():
+        model.conv_out.bias.view(model.channels, -1)[:2] += 3.0
+    return write_model_folder(tmp_path_factory.mktemp("loud") / "model", model)
+
+
 def test_train_reports_skips_and_reuses_the_preprocessed_cache(trained):
     _, run, log = trained
     assert "8 MIDI files used, 3 skipped" in log
@@ -61,8 +75,8 @@ def open_both(path: Path) -> pretty_midi.PrettyMIDI:
     return pretty_midi.PrettyMIDI(str(path))
 
 
-def test_generate_midi_writes_files_for_genres_and_mixtures(trained, tmp_path, capsys):
-    _, run, _ = trained
+def test_generate_midi_writes_files_for_genres_and_mixtures(loud, tmp_path, capsys):
+    run = loud
     assert main(["generate-midi", str(run), "--genre", "low", "--n", "2", "--bars", "3", "--temperature", "1.0",
                  "--seed", "0", "--out", str(tmp_path / "gen"), "--png", "--preview", "--tempo", "100"]) == 0
     files = sorted((tmp_path / "gen").iterdir())
@@ -78,6 +92,27 @@ def test_generate_midi_writes_files_for_genres_and_mixtures(trained, tmp_path, c
     assert "wrote 1 pieces of 2 bars" in capsys.readouterr().out
 
 
+def test_fixed_velocity_and_empty_pieces_are_reported_not_written(trained, loud, tmp_path, capsys):
+    import torch
+
+    from audiovae.checkpoint import write_model_folder
+
+    assert main(["generate-midi", str(loud), "--genre", "low", "--n", "1", "--bars", "2", "--velocity", "50",
+                 "--out", str(tmp_path / "fixed")]) == 0
+    (fixed,) = (tmp_path / "fixed").glob("*.mid")
+    assert {n.velocity for n in open_both(fixed).instruments[0].notes} == {50}
+    silent = load(trained[1])
+    with torch.no_grad():
+        silent.conv_out.weight.zero_()
+        silent.conv_out.bias.fill_(-20.0)  # every cell off: every piece is empty
+    folder = write_model_folder(tmp_path / "silent", silent)
+    capsys.readouterr()
+    assert main(["generate-midi", str(folder), "--genre", "low", "--n", "3", "--out", str(tmp_path / "empty")]) == 1
+    err = capsys.readouterr().err
+    assert "All 3 pieces are empty; the model may be under-trained" in err and "low_002" in err
+    assert not (tmp_path / "empty").exists() or not any((tmp_path / "empty").iterdir())
+
+
 def test_unknown_genre_exits_2_and_lists_the_known_ones(trained, tmp_path, capsys):
     _, run, _ = trained
     assert main(["generate-midi", str(run), "--genre", "polka", "--out", str(tmp_path)]) == 2
@@ -85,8 +120,8 @@ def test_unknown_genre_exits_2_and_lists_the_known_ones(trained, tmp_path, capsy
     assert "unknown genre 'polka'" in err and "high, low" in err
 
 
-def test_transfer_midi_keeps_length(trained, tmp_path):
-    data, run, _ = trained
+def test_transfer_midi_keeps_length(trained, loud, tmp_path):
+    data, run = trained[0], loud
     source = data / "low" / "low_0.mid"
     out = tmp_path / "out.v2.mid"
     assert main(["transfer-midi", str(run), str(source), "--to", "high", "--from", "low", "--out", str(out)]) == 0
@@ -99,7 +134,7 @@ def test_transfer_midi_keeps_length(trained, tmp_path):
 def test_evaluate_midi_reports_and_reuses_its_classifier(trained, tmp_path, capsys):
     data, run, _ = trained
     args = ["evaluate-midi", str(run), "--data", str(data), "--per-genre", "4", "--transfer-per-genre", "2",
-            "--classifier-steps", "6", "--threads", "1"]
+            "--classifier-steps", "6", "--threads", "1", "--form-bars", "2", "--form-pieces", "2"]
     assert main(args + ["--json", str(tmp_path / "eval.json")]) == 0
     out = capsys.readouterr().out
     assert "training the genre classifier" in out and "onset F1" in out and "novelty" in out
@@ -112,6 +147,10 @@ def test_evaluate_midi_reports_and_reuses_its_classifier(trained, tmp_path, caps
     notes = report["note_statistics"]
     assert "note statistics" in out and notes["windows"]["train"] > 0 and notes["windows"]["held_out"] > 0
     assert 0.0 <= notes["judge_real_held_out"]["accuracy"] <= 1.0
+    assert 0.0 <= report["transfer"]["notes"]["accuracy"] <= 1.0 and set(report["transfer"]["notes"]["table"])
+    form = report["form"]["per_genre"]["low"]
+    assert form["real_pieces"] > 0 and 0.0 <= form["real"] <= 1.0 and "form: share of bar pairs" in out
+    assert "val/velocity_mae" not in report["reconstruction"] and "velocity_mae" in report["reconstruction"]
     assert (run / "classifier" / "config.json").is_file()
     assert main(args) == 0
     assert "using the genre classifier" in capsys.readouterr().out

@@ -92,3 +92,30 @@ def test_voice_counts_and_limits():
     assert np.array_equal(limit_voices(probabilities, 6), probabilities)
     with pytest.raises(ParameterError):
         limit_voices(probabilities, 0)
+
+
+def test_repetition_share_counts_repeated_bars():
+    from audiovae.midi.form import bar_similarity, piece_windows, repetition_share
+
+    roll = np.zeros((2, 64, 12), dtype=bool)  # 4 bars of 16 steps: A B A (silence)
+    for bar, pitch in ((0, 3), (1, 7), (2, 3)):
+        roll[0, bar * 16, pitch] = True
+        roll[1, bar * 16: bar * 16 + 8, pitch] = True
+    similarity = bar_similarity(roll, 16)
+    assert similarity.shape == (4, 4) and similarity[0, 2] == 1.0 and similarity[0, 1] == 0.0
+    assert similarity[3, 3] == 0.0  # an empty bar is like nothing
+    assert repetition_share(roll, 16) == pytest.approx(1 / 3)  # of the pairs (A B), (A A), (B A)
+    assert np.isnan(repetition_share(roll[:, :16], 16))
+    assert [w.shape[1] for w in piece_windows(roll, 2, 16)] == [32, 32]
+
+
+def test_segment_repeats_counts_segments_that_come_back():
+    from audiovae.midi.form import segment_repeats
+
+    a, b = np.zeros((2, 8, 6), dtype=bool), np.zeros((2, 8, 6), dtype=bool)
+    a[:, 0:4, 1] = True
+    b[:, 2:6, 4] = True
+    half = np.zeros_like(a)  # the overlapping segments between, which a hop of 2 skips
+    segments = np.stack([a, half, b, half, a, half, b, a])  # piece 0: A B A B; piece 1: A
+    pieces = np.array([0] * 7 + [1])
+    assert segment_repeats(segments, pieces, np.zeros(8, np.int64), ["g"]) == {"g": pytest.approx(2 / 3)}

@@ -199,6 +199,13 @@ def test_latent_path_keeps_prior_marginals_and_links_neighbours():
     assert abs(float(correlation) - 0.6) < 0.03
     with pytest.raises(AudioVAEError):
         latent_path(1, 2, 8, temperature=1.0, continuity=1.0, generator=torch.Generator())
+    plain = latent_path(3, 4, 8, temperature=1.0, continuity=0.5, generator=torch.Generator().manual_seed(1))
+    same = latent_path(3, 4, 8, temperature=1.0, continuity=0.5, generator=torch.Generator().manual_seed(1),
+                       repeats=0.0)
+    assert torch.equal(plain, same)
+    always = latent_path(3, 4, 8, temperature=1.0, continuity=0.5, generator=torch.Generator().manual_seed(1),
+                         repeats=1.0)
+    assert torch.equal(always, always[:, :1].expand(-1, 4, -1))  # every segment repeats one before: all the first
 
 
 def test_generate_pieces_lengths_and_clean_rolls():

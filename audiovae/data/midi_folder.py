@@ -1,7 +1,7 @@
 """A folder of MIDI files as a training set of piano-roll segments, labelled by genre subfolder.
 
 Layout: ``root/<genre>/**/*.mid``; the first-level subfolder names are the genres (sorted, so label ids are
-stable). Each file is converted once to segments bool [n, 2, S, P] (see :mod:`audiovae.midi.pianoroll`) and
+stable). Each file is converted once to segments [n, 3, S, P] with dynamics (see :mod:`audiovae.midi.pianoroll`) and
 cached as one .npz per file in ``cache_dir``, which must lie outside ``root``: nothing is written into the
 user's folder. The cache name hashes the absolute path, size, mtime and roll settings, so an unchanged
 file is never converted twice and a changed one is redone. Files that cannot be used are skipped and
@@ -25,10 +25,10 @@ from .._torch import torch
 from .._atomic import atomic_file
 from .guards import ensure_cache_outside
 from ..errors import AudioVAEError, ConfigError, MidiReadError, ParameterError
-from ..midi.pianoroll import (RETIMED_RESOLUTION, SUSTAIN, RollConfig, is_midi_path, midi_to_roll, read_midi,
-                              segment_roll)
+from ..midi.pianoroll import (RETIMED_RESOLUTION, SUSTAIN, VELOCITY, RollConfig, is_midi_path, midi_to_roll,
+                              read_midi, roll_tensor, segment_roll, with_velocity)
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: segments carry each onset's velocity
 SPLITS = ("train", "val", "all")
 
 
@@ -69,9 +69,11 @@ class ScanReport:
 
 @dataclass
 class _Scan:
-    """All usable pieces of a folder: segments [N, 2, S, P] bool with the piece index of each segment."""
+    """All usable pieces of a folder: segments [N, 2, S, P] bool and their onset velocities uint8 [N, S, P], with
+    the piece index of each segment."""
 
     segments: np.ndarray
+    velocities: np.ndarray
     piece_index: np.ndarray
     piece_paths: list[str]
     piece_genres: np.ndarray
@@ -97,13 +99,14 @@ def _read_cache(path: Path) -> tuple[np.ndarray | str, str] | None:
     try:
         with np.load(path, allow_pickle=False) as data:
             note = str(data["note"]) if "note" in data.files else ""
-            return (str(data["error"]) if "error" in data.files else data["segments"].astype(bool)), note
+            return (str(data["error"]) if "error" in data.files else data["segments"].astype(np.uint8)), note
     except (OSError, ValueError, KeyError, EOFError):
         return None
 
 
 def _convert(path: str, cache_file: str, config_dict: dict, hop_steps: int | None) -> tuple[np.ndarray | str, str]:
-    """One file -> (segments bool [n, 2, S, P] or a skip reason, note); the outcome is written to ``cache_file``.
+    """One file -> (segments uint8 [n, 3, S, P] with dynamics, or a skip reason; note); the outcome is written to
+    ``cache_file``.
     The note says when the file was re-timed (see :func:`audiovae.midi.pianoroll.read_midi`), else is empty."""
     config = RollConfig(**config_dict)
     note = ""
@@ -111,7 +114,7 @@ def _convert(path: str, cache_file: str, config_dict: dict, hop_steps: int | Non
         pm, retimed_from = read_midi(path)
         if retimed_from:
             note = f"re-timed from {retimed_from} to {RETIMED_RESOLUTION} ticks per quarter"
-        outcome = segment_roll(midi_to_roll(pm, config=config), config=config, hop_steps=hop_steps)
+        outcome = segment_roll(midi_to_roll(pm, config=config, velocity=True), config=config, hop_steps=hop_steps)
     except MidiReadError as exc:
         outcome = exc.reason
     if isinstance(outcome, str):
@@ -195,7 +198,8 @@ def scan_midi_folder(
     report.seconds = time.perf_counter() - start_time
     if not piece_paths:
         raise AudioVAEError(f"no usable MIDI file under {root}: found {len(files)} .mid/.midi files\n{report.summary()}")
-    return _Scan(np.concatenate(segments), np.concatenate(piece_index), piece_paths,
+    segments = np.concatenate(segments)
+    return _Scan(segments[:, :VELOCITY].astype(bool), segments[:, VELOCITY], np.concatenate(piece_index), piece_paths,
                  np.array(piece_genres, dtype=np.int64), genres, report)
 
 
@@ -228,12 +232,14 @@ class MidiFolder(torch.utils.data.Dataset):
     """Piano-roll segments of one split of a MIDI folder; items are ``(roll, genre_id)``.
 
     roll: float32 Tensor[2, S, P] in {0, 1} (onset, sustain), S = ``config.segment_steps``,
-    P = ``config.num_pitches``; genre_id: int64 Tensor[] indexing ``genres`` (-1 when ``use_genres`` is False).
-    ``transpose`` = k > 0 shifts each training item by a random number of semitones in [-k, k], chosen so
-    every note stays in range (training split only).
+    P = ``config.num_pitches``; with ``velocity`` Tensor[3, S, P] whose channel 2 is each onset's velocity / 127
+    (see :func:`audiovae.midi.pianoroll.roll_tensor`). genre_id: int64 Tensor[] indexing ``genres`` (-1 when
+    ``use_genres`` is False). ``transpose`` = k > 0 shifts each training item by a random number of semitones in
+    [-k, k], chosen so every note stays in range (training split only).
 
-    Attributes: ``segments`` bool [N, 2, S, P], ``genre_ids`` int64 [N], ``piece_ids`` int64 [N] indexing
-    ``piece_paths`` (relative paths of this split's pieces), ``genres``, ``report`` (:class:`ScanReport`).
+    Attributes: ``segments`` bool [N, 2, S, P], ``velocities`` uint8 [N, S, P] (MIDI velocity at onset cells),
+    ``genre_ids`` int64 [N], ``piece_ids`` int64 [N] indexing ``piece_paths`` (relative paths of this split's
+    pieces), ``genres``, ``report`` (:class:`ScanReport`).
     """
 
     def __init__(
@@ -249,25 +255,27 @@ class MidiFolder(torch.utils.data.Dataset):
         workers: int = 0,
         use_genres: bool = True,
         progress: bool = True,
+        velocity: bool = False,
     ):
         scan = scan_midi_folder(root, cache_dir=cache_dir, config=config, hop_steps=hop_steps,
                                 workers=workers, use_genres=use_genres, progress=progress)
-        self._setup(scan, Path(root), config, split, val_fraction, transpose)
+        self._setup(scan, Path(root), config, split, val_fraction, transpose, velocity)
 
     def with_split(self, split: str, *, transpose: int = 0) -> MidiFolder:
         """The same scanned folder with another split (no rescan)."""
         other = object.__new__(MidiFolder)
-        other._setup(self._scan, self.root, self.config, split, self.val_fraction, transpose)
+        other._setup(self._scan, self.root, self.config, split, self.val_fraction, transpose, self.velocity)
         return other
 
-    def _setup(self, scan: _Scan, root: Path, config: RollConfig, split: str, val_fraction: float, transpose: int):
+    def _setup(self, scan: _Scan, root: Path, config: RollConfig, split: str, val_fraction: float, transpose: int,
+               velocity: bool):
         if split not in SPLITS:
             raise ParameterError(f"split must be one of {SPLITS}, got {split!r}")
         if transpose < 0 or (transpose > 0 and split != "train"):
             raise ParameterError(f"transpose must be >= 0 and is for the training split only; got {transpose} "
                                  f"for split {split!r}")
         self._scan, self.root, self.config, self.split = scan, root, config, split
-        self.val_fraction, self.transpose = val_fraction, int(transpose)
+        self.val_fraction, self.transpose, self.velocity = val_fraction, int(transpose), bool(velocity)
         self.genres, self.report = scan.genres, scan.report
         val = split_pieces(scan.piece_paths, scan.piece_genres, val_fraction=val_fraction)
         keep_pieces = np.ones_like(val) if split == "all" else (val if split == "val" else ~val)
@@ -275,6 +283,7 @@ class MidiFolder(torch.utils.data.Dataset):
         keep = keep_pieces[scan.piece_index]
         self.piece_paths = [p for p, k in zip(scan.piece_paths, keep_pieces) if k]
         self.segments = scan.segments if keep.all() else scan.segments[keep]
+        self.velocities = scan.velocities if keep.all() else scan.velocities[keep]
         self.piece_ids = new_id[scan.piece_index[keep]].astype(np.int64)
         self.genre_ids = scan.piece_genres[scan.piece_index[keep]]
         active = self.segments[:, SUSTAIN].any(axis=1)  # [N, P]
@@ -290,10 +299,12 @@ class MidiFolder(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int):
         segment = self.segments[index]
+        if self.velocity:
+            segment = with_velocity(segment, self.velocities[index])
         if self.transpose:
             low = max(-self.transpose, -int(self._lowest[index]))
             high = min(self.transpose, self.config.num_pitches - 1 - int(self._highest[index]))
             shift = int(torch.randint(low, high + 1, ()))
             if shift:
                 segment = np.roll(segment, shift, axis=-1)
-        return torch.from_numpy(segment.astype(np.float32)), torch.tensor(int(self.genre_ids[index]), dtype=torch.int64)
+        return roll_tensor(segment), torch.tensor(int(self.genre_ids[index]), dtype=torch.int64)

@@ -18,8 +18,9 @@ import torch
 from ..errors import AudioVAEError, ConfigError
 from ..checkpoint import load, read_config, write_model_folder
 from ..models.judges import GenreClassifier, balanced_draw, fit_classifier
-from .generate import decode_rolls, default_guidance, retarget_latent
-from .pianoroll import SUSTAIN, RollConfig, clean_roll
+from .generate import decode_rolls, default_guidance, retarget_latent, rolls_for
+from .form import SIMILAR
+from .pianoroll import SUSTAIN, RollConfig, roll_tensor, with_velocity
 
 TEMPERATURES = (0.5, 0.8, 1.0)
 
@@ -61,8 +62,9 @@ def train_classifier(segments: np.ndarray, genre_ids: np.ndarray, *, genres: lis
 
 @torch.no_grad()
 def classify(classifier: GenreClassifier, rolls: np.ndarray, *, batch_size: int = 512) -> np.ndarray:
-    """Predicted genre ids int64 [N] for rolls [N, 2, S, P] (bool or float in [0, 1])."""
-    out = [classifier(torch.from_numpy(np.asarray(rolls[i:i + batch_size], dtype=np.float32))).argmax(1)
+    """Predicted genre ids int64 [N] for rolls [N, 2 or 3, S, P] (bool, 0/1 or float in [0, 1]); the classifier
+    reads onsets and sustain only."""
+    out = [classifier(torch.from_numpy(np.asarray(rolls[i:i + batch_size, :2], dtype=np.float32))).argmax(1)
            for i in range(0, len(rolls), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros(0, np.int64)
 
@@ -98,10 +100,11 @@ def per_genre_accuracy(predicted: np.ndarray, wanted: np.ndarray, genres: list[s
 
 def sample_segments(model, genre: int, n: int, *, temperature: float, generator: torch.Generator,
                     guidance: float | None = None) -> np.ndarray:
-    """``n`` prior samples of one genre (noise at ``temperature`` through the model's prior): cleaned bool
-    segments [n, 2, S, P]."""
+    """``n`` prior samples of one genre (noise at ``temperature`` through the model's prior): the segments a user
+    gets, [n, C, S, P] (see :func:`~audiovae.midi.generate.rolls_for`)."""
     z = torch.randn(n, model.latent_dim, generator=generator) * temperature
-    return clean_roll(decode_rolls(model, z, torch.tensor([genre]), from_noise=True, guidance=guidance))
+    cond = torch.tensor([genre])
+    return rolls_for(model, decode_rolls(model, z, cond, from_noise=True, guidance=guidance), cond)
 
 
 def genre_control(model, classifier, *, per_genre: int, temperatures=TEMPERATURES, seed: int = 0,
@@ -109,7 +112,7 @@ def genre_control(model, classifier, *, per_genre: int, temperatures=TEMPERATURE
     """Share of generated segments the classifier assigns to the requested genre, per temperature.
 
     Returns ({"T=0.5": per_genre_accuracy(...), ...}, the segments generated at the last temperature
-    bool [G * per_genre, 2, S, P]).
+    [G * per_genre, C, S, P]).
     """
     genres = list(model.conditions)
     results, last = {}, None
@@ -134,29 +137,46 @@ def pick_per_genre(genre_ids: np.ndarray, genre: int, limit: int) -> np.ndarray:
 
 @torch.no_grad()
 def transfer_accuracy(model, classifier, segments: np.ndarray, genre_ids: np.ndarray, *, per_genre: int,
-                      guidance: float | None = None) -> dict:
-    """Held-out segments of each genre, encoded with their genre (posterior mode) and decoded as each other genre:
-    the share the classifier puts in the target genre, overall and as a source x target table."""
+                      guidance: float | None = None, velocities: np.ndarray | None = None,
+                      note_judge=None, strength: float = 0.0) -> dict:
+    """Held-out segments of each genre (bool [N, 2, S, P], with their onset velocities uint8 [N, S, P] when given),
+    encoded with their genre (posterior mode) and decoded as each other genre: the share the classifier puts in
+    the target genre, overall and as a source x target table; with a ``note_judge``
+    (:class:`~audiovae.midi.metrics.NoteStatisticsJudge`) the same under it ("notes"), reading the MIDI a user
+    gets. Empty results count as misses. ``strength``: see :func:`~audiovae.midi.generate.retarget_latent`."""
+    from .metrics import rolls_to_windows
+
     genres = list(model.conditions)
     device = next(model.parameters()).device
-    table, hits, total = {}, 0, 0
+    judged = {"conv": ({}, [0, 0]), "notes": ({}, [0, 0])}
     for source in range(len(genres)):
         pick = pick_per_genre(genre_ids, source, per_genre)
         if len(pick) == 0:
             continue
-        x = torch.from_numpy(segments[pick].astype(np.float32)).to(device)
+        rolls = segments[pick] if velocities is None else with_velocity(segments[pick], velocities[pick])
+        x = roll_tensor(rolls).to(device)
         z = model.encode(x, torch.full((len(x),), source, device=device)).mode()
-        row = {}
         for target in range(len(genres)):
             if target == source:
                 continue
-            moved = retarget_latent(model, z, torch.tensor([source]), torch.tensor([target]))
-            predicted = classify(classifier, clean_roll(decode_rolls(model, moved, torch.tensor([target]),
-                                                                     guidance=guidance)))
-            row[genres[target]] = float((predicted == target).mean())
-            hits, total = hits + int((predicted == target).sum()), total + len(predicted)
-        table[genres[source]] = row
-    return {"accuracy": hits / max(total, 1), "segments_per_source": per_genre, "table": table}
+            moved = retarget_latent(model, z, torch.tensor([source]), torch.tensor([target]), strength=strength)
+            out = rolls_for(model, decode_rolls(model, moved, torch.tensor([target]), guidance=guidance),
+                            torch.tensor([target]))
+            hits = {"conv": int((classify(classifier, out) == target).sum())}
+            if note_judge is not None:
+                features, _ = rolls_to_windows(out, model.roll)
+                hits["notes"] = int((note_judge.predict(features) == target).sum()) if features else 0
+            for name, count in hits.items():
+                table, totals = judged[name]
+                table.setdefault(genres[source], {})[genres[target]] = count / len(out)
+                totals[0] += count
+                totals[1] += len(out)
+    report = {"accuracy": judged["conv"][1][0] / max(judged["conv"][1][1], 1), "segments_per_source": per_genre,
+              "table": judged["conv"][0]}
+    if note_judge is not None:
+        report["notes"] = {"accuracy": judged["notes"][1][0] / max(judged["notes"][1][1], 1),
+                           "table": judged["notes"][0]}
+    return report
 
 
 def max_overlap(queries: np.ndarray, references: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
@@ -203,7 +223,8 @@ def _run_dir(folder: Path) -> Path:
 def evaluate_model(model, data: str | Path, *, cache_dir: str | Path | None = None,
                    classifier_path: str | Path | None = None, retrain_classifier: bool = False,
                    classifier_steps: int = 1500, per_genre: int = 200, transfer_per_genre: int = 100,
-                   temperatures=TEMPERATURES, seed: int = 0, guidance: float | None = None, log=print) -> dict:
+                   temperatures=TEMPERATURES, seed: int = 0, guidance: float | None = None, form_bars: int = 16,
+                   form_pieces: int = 20, log=print) -> dict:
     """Evaluate a trained PianoRollCVAE on a MIDI folder with the split it was trained with; returns a JSON-able
     dict (see :func:`format_report`). Defaults: cache and classifier in the model's run folder."""
     from ..data.midi_folder import MidiFolder
@@ -234,29 +255,55 @@ def evaluate_model(model, data: str | Path, *, cache_dir: str | Path | None = No
     genres = list(model.conditions)
     real = per_genre_accuracy(classify(classifier, val.segments), val.genre_ids, genres)
     log("reconstruction of held-out segments ...")
-    recon = {k.removeprefix("val/"): v for k, v in reconstruction_metrics(model, val.segments, val.genre_ids).items()}
+    recon = {k.removeprefix("val/"): v for k, v in
+             reconstruction_metrics(model, val.segments, val.genre_ids, velocities=val.velocities).items()}
     log(f"genre control ({per_genre} segments per genre and temperature) ...")
     guidance = default_guidance(model) if guidance is None else guidance
     control, generated = genre_control(model, classifier, per_genre=per_genre, temperatures=temperatures, seed=seed,
                                        guidance=guidance)
     log("note statistics (an independent judge on real training windows, overlapping areas) ...")
-    notes = note_statistics(model, data, train, val, generated, per_genre=per_genre, seed=seed)
+    notes, note_judge = note_statistics(model, data, train, val, generated, per_genre=per_genre, seed=seed)
     log("genre transfer ...")
     transfer = transfer_accuracy(model, classifier, val.segments, val.genre_ids, per_genre=transfer_per_genre,
-                                 guidance=guidance)
+                                 guidance=guidance, velocities=val.velocities, note_judge=note_judge)
     log("novelty (nearest training segment) ...")
     novel = novelty(generated, train.segments, val.segments)
+    log(f"form ({form_pieces} pieces of {form_bars} bars per genre against held-out pieces) ...")
+    form = long_form(model, data, val.piece_paths, bars=form_bars, pieces=form_pieces, temperature=temperatures[-1],
+                     seed=seed, guidance=guidance)
     return {"model": str(folder), "data": str(data), "genres": genres, "classifier_real_held_out": real,
             "reconstruction": recon, "genre_control": control, "transfer": transfer,
             "novelty": novel | {"temperature": float(temperatures[-1])}, "guidance": guidance,
             "note_statistics": notes | {"temperature": float(temperatures[-1])},
+            "form": {"bars": form_bars, "threshold": SIMILAR, "per_genre": form},
             "seconds": round(time.perf_counter() - started, 1)}
 
 
-def note_statistics(model, data, train, val, generated: np.ndarray, *, per_genre: int, seed: int = 0) -> dict:
+def long_form(model, data, piece_paths: list[str], *, bars: int, pieces: int, temperature: float, seed: int,
+              guidance: float | None) -> dict:
+    """Repetition shares (audiovae.midi.form) of ``pieces`` generated pieces of ``bars`` bars per genre against
+    the whole ``bars``-bar windows of the held-out pieces (paths relative to ``data``)."""
+    from .form import form_report, piece_windows
+    from .generate import generate_pieces, read_roll
+
+    steps_per_bar = model.roll.steps_per_bar
+    real = {g: [] for g in model.conditions}
+    for rel in piece_paths:
+        try:
+            roll, _ = read_roll(model, Path(data) / rel)
+        except AudioVAEError:  # a piece the scan used and that fails now is passed over
+            continue
+        real[rel.split("/")[0]] += piece_windows(roll, bars, steps_per_bar)
+    generated = {g: generate_pieces(model, n=pieces, bars=bars, genre=g, temperature=temperature, seed=seed,
+                                    guidance=guidance) for g in model.conditions}
+    return form_report(generated, real, steps_per_bar)
+
+
+def note_statistics(model, data, train, val, generated: np.ndarray, *, per_genre: int, seed: int = 0):
     """Genre control judged from note statistics (audiovae.midi.metrics), and how closely generated windows match
-    real held-out windows of their genre (overlapping areas). ``generated``: the segments genre_control made, in
-    blocks of ``per_genre`` per genre."""
+    real held-out windows of their genre (overlapping areas), with each genre's velocity spread (mean within-window
+    standard deviation) generated against real. ``generated``: the segments genre_control made, in blocks of
+    ``per_genre`` per genre. Returns (that report, the fitted judge)."""
     from .metrics import NoteStatisticsJudge, folder_windows, overlapping_areas, rolls_to_windows
 
     genres = list(model.conditions)
@@ -265,16 +312,20 @@ def note_statistics(model, data, train, val, generated: np.ndarray, *, per_genre
     judge = NoteStatisticsJudge(seed).fit(train_features, train_ids)
     features, kept = rolls_to_windows(generated, model.roll)
     wanted = np.repeat(np.arange(len(genres)), per_genre)[kept]
-    overlap = {}
+    overlap, spread = {}, {}
     for g, genre in enumerate(genres):
         mine = [f for f, w in zip(features, wanted) if w == g]
         real = [f for f, y in zip(val_features, val_ids) if y == g]
         if len(mine) >= 2 and len(real) >= 2:
             overlap[genre] = overlapping_areas(mine, real, seed=seed)
-    return {"judge_real_held_out": per_genre_accuracy(judge.predict(val_features), val_ids, genres),
-            "control": per_genre_accuracy(judge.predict(features), wanted, genres) if len(features) else {},
-            "empty_segments": int(len(generated) - len(kept)), "overlap": overlap,
-            "windows": {"train": len(train_features), "held_out": len(val_features)}}
+        if mine and real:
+            spread[genre] = {"generated": float(np.mean([f["velocity_spread"] for f in mine])),
+                             "real": float(np.mean([f["velocity_spread"] for f in real]))}
+    report = {"judge_real_held_out": per_genre_accuracy(judge.predict(val_features), val_ids, genres),
+              "control": per_genre_accuracy(judge.predict(features), wanted, genres) if len(features) else {},
+              "empty_segments": int(len(generated) - len(kept)), "overlap": overlap, "velocity_spread": spread,
+              "windows": {"train": len(train_features), "held_out": len(val_features)}}
+    return report, judge
 
 
 def format_report(report: dict) -> str:
@@ -314,14 +365,25 @@ def format_report(report: dict) -> str:
                   f"{ns['judge_real_held_out']['accuracy']:.1%} "
                   f"right on {ns['windows']['held_out']} held-out ones; generated at T={ns['temperature']:g}, "
                   f"{ns['empty_segments']} empty)",
-              f"{'':<{width}}{'real held-out':>16}{'control':>16}{'mean OA':>16}"]
+              f"{'':<{width}}{'real held-out':>16}{'control':>16}{'transfer into':>16}{'mean OA':>16}"
+              f"{'velocity spread':>20}"]
     control = (ns["control"] or {}).get("per_genre", {})
+    note_transfer = report["transfer"].get("notes", {})
+    notes_into = {g: [] for g in genres}
+    for row in note_transfer.get("table", {}).values():
+        for target, share in row.items():
+            notes_into[target].append(share)
     for g in genres:
         oa = f"{ns['overlap'][g]['mean']:>16.3f}" if g in ns["overlap"] else f"{'-':>16}"
+        vs = ns.get("velocity_spread", {}).get(g)
+        spread = f"{vs['generated']:>9.1f} vs {vs['real']:<6.1f}" if vs else f"{'-':>20}"
         lines.append(f"{g:<{width}}" + cells([ns["judge_real_held_out"]["per_genre"].get(g, float("nan")),
-                                              control.get(g, float("nan"))]) + oa)
+                                              control.get(g, float("nan")),
+                                              float(np.mean(notes_into[g])) if notes_into[g] else float("nan")])
+                     + oa + spread)
     if ns["control"]:
-        overall = [ns["judge_real_held_out"]["accuracy"], ns["control"]["accuracy"]]
+        overall = [ns["judge_real_held_out"]["accuracy"], ns["control"]["accuracy"],
+                   note_transfer.get("accuracy", float("nan"))]
         lines.append(f"{'overall':<{width}}" + cells(overall))
     n = report["novelty"]
     lines += ["", f"novelty: largest sustain IoU with any training segment (generated at T={n['temperature']:g}, "
@@ -329,6 +391,13 @@ def format_report(report: dict) -> str:
     for name, key in (("generated", "generated"), ("held-out real", "held_out_real")):
         v = n[key]
         lines.append(f"  {name:<14} max {v['max']:.3f}   mean {v['mean']:.3f}   share > 0.8: {v['share_above_0.8']:.1%}")
+    form = report.get("form")
+    if form:
+        lines += ["", f"form: share of bar pairs that repeat (sustain IoU >= {form['threshold']:g}) in "
+                      f"{form['bars']}-bar pieces, generated against held-out windows"]
+        for g, row in form["per_genre"].items():
+            lines.append(f"  {g:<{width}} generated {row['generated']:.3f} ({row['generated_pieces']})   "
+                         f"real {row['real']:.3f} ({row['real_pieces']})")
     lines.append(f"({report['seconds']:.0f} s)")
     return "\n".join(lines)
 

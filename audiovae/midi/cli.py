@@ -20,21 +20,31 @@ def _tempo_program(args, model, cond) -> tuple[float, int]:
 
 
 def cmd_generate_midi(args) -> int:
-    from .generate import generate_pieces, parse_genre, save_piece
+    import sys
+
+    from .generate import empty_message, empty_pieces, generate_pieces, parse_genre, save_piece
 
     model = shared.load_model_for(args, "midi")
     cond = parse_genre(model, args.genre)
     tempo, program = _tempo_program(args, model, cond)
     rolls = generate_pieces(model, n=args.n, bars=args.bars, genre=cond, temperature=args.temperature,
-                            continuity=args.continuity, seed=args.seed, guidance=args.guidance)
+                            continuity=args.continuity, seed=args.seed, guidance=args.guidance, repeats=args.repeats)
     label = re.sub(r"[^A-Za-z0-9_.+-]+", "+", args.genre or "nogenre").strip("+")
     out = Path(args.out)
+    empty = empty_pieces(rolls)
+    if empty:
+        names = ", ".join(f"{label}_{i:03d}" for i in empty)
+        print(f"{empty_message(len(empty), len(rolls))} Not written: {names}.", file=sys.stderr)
     for i, roll in enumerate(rolls):
-        save_piece(roll, out / f"{label}_{i:03d}", config=model.roll, tempo=tempo, program=program, png=args.png,
-                   preview=args.preview, title=f"{args.genre or 'no genre'} #{i} (T={args.temperature:g})")
-    print(f"wrote {len(rolls)} pieces of {args.bars} bars ({args.genre or 'no genre'}, {tempo:g} bpm, program "
-          f"{program}) to {out}")
-    return 0
+        if i not in empty:
+            save_piece(roll, out / f"{label}_{i:03d}", config=model.roll, tempo=tempo,
+                       program=program, png=args.png, preview=args.preview, velocity=args.velocity,
+                       title=f"{args.genre or 'no genre'} #{i} (T={args.temperature:g})")
+    written = len(rolls) - len(empty)
+    if written:
+        print(f"wrote {written} pieces of {args.bars} bars ({args.genre or 'no genre'}, {tempo:g} bpm, program "
+              f"{program}) to {out}")
+    return 0 if written else 1
 
 
 def cmd_transfer_midi(args) -> int:
@@ -53,8 +63,12 @@ def cmd_transfer_midi(args) -> int:
                              guidance=args.guidance)
     _, program = _tempo_program(args, model, target)
     tempo = args.tempo if args.tempo is not None else source_tempo
-    paths = save_piece(out_roll, out.parent / out.stem, config=model.roll, tempo=tempo, program=program,
-                       png=args.png, preview=args.preview, title=f"{Path(args.input).name} -> {args.to}")
+    if not out_roll[:2].any():
+        raise AudioVAEError(f"the transfer of {args.input} to {args.to} is empty; nothing was written. The model may be "
+                            "under-trained; try another --guidance or a model trained longer.")
+    paths = save_piece(out_roll, out.parent / out.stem, config=model.roll,
+                       tempo=tempo, program=program, png=args.png, preview=args.preview, velocity=args.velocity,
+                       title=f"{Path(args.input).name} -> {args.to}")
     if paths[0] != out:
         paths[0] = paths[0].replace(out)
     bars = roll.shape[1] / model.roll.steps_per_bar
@@ -70,7 +84,8 @@ def cmd_evaluate_midi(args) -> int:
     report = evaluate_model(model, args.data, cache_dir=args.cache, classifier_path=args.classifier,
                             retrain_classifier=args.retrain_classifier, classifier_steps=args.classifier_steps,
                             per_genre=args.per_genre, transfer_per_genre=args.transfer_per_genre,
-                            temperatures=temperatures, seed=args.seed, guidance=args.guidance)
+                            temperatures=temperatures, seed=args.seed, guidance=args.guidance,
+                            form_bars=args.form_bars, form_pieces=args.form_pieces)
     print(format_report(report))
     if args.json:
         print(f"wrote {write_report(report, args.json)}")
@@ -89,6 +104,8 @@ def register_midi_verbs(verbs) -> None:
     shared.add_temperature(p, 0.8)
     p.add_argument("--continuity", type=float, default=0.5, help="latent correlation between consecutive "
                    "segments, 0 (independent) to <1 [default: 0.5]")
+    p.add_argument("--repeats", type=float, help="probability that a 4-bar segment repeats an earlier one of the "
+                   "piece, 0-1 [default: the genre's own rate in its training pieces, e.g. AABB fiddle tunes]")
     shared.add_seed(p)
     p.add_argument("--out", required=True, help="folder for GENRE_NNN.mid (and .png/.wav)")
     shared.add_midi_writing(p)
@@ -124,6 +141,9 @@ def register_midi_verbs(verbs) -> None:
     p.add_argument("--transfer-per-genre", type=int, default=100, help="held-out segments per source genre to "
                    "transfer [default: 100]")
     p.add_argument("--temperatures", default="0.5,0.8,1.0", help="comma-separated [default: 0.5,0.8,1.0]")
+    p.add_argument("--form-bars", type=int, default=16, help="length of the pieces whose repetition structure is "
+                   "compared with held-out pieces [default: 16]")
+    p.add_argument("--form-pieces", type=int, default=20, help="generated pieces per genre for that [default: 20]")
     shared.add_seed(p)
     p.add_argument("--json", help="also write the report as JSON here")
     shared.add_guidance(p)

@@ -7,7 +7,9 @@ n_k is then exactly prior noise at temperature T (mapped to a latent through the
 as good as a single-segment sample) while neighbouring segments share a part of it, which keeps register, texture
 and rhythm from jumping at the joins; rho = 0 gives independent segments, rho -> 1 repeats one segment.
 The segments are joined end to end (:func:`join_segments`) and the whole roll is cleaned once, so a note sustained
-across a join continues. Generation applies the model's classifier-free guidance (:func:`guided_probabilities`).
+across a join continues. Generation applies the model's classifier-free guidance (:func:`guided_probabilities`),
+and the genre's habits stored with the model when probabilities become notes (:func:`rolls_for`: voices, onset
+grid, longest note).
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import torch
 
 from ..errors import ConfigError, MidiReadError, ParameterError
 from ..genres import as_weights, genre_condition
-from .pianoroll import RollConfig, clean_roll, join_segments, limit_voices, midi_to_roll
+from .pianoroll import (RollConfig, clean_roll, join_segments, limit_note_length, limit_voices, midi_to_roll,
+                        quantize_onsets, roll_tensor, snap_velocities, with_velocity)
 
 # Quarter-note tempo (bpm) and General MIDI program for the genres of the bundled data; other genres get
 # DEFAULT_TEMPO and piano.
@@ -55,14 +58,22 @@ def genre_defaults(model, cond: torch.Tensor | None) -> tuple[float, int]:
 
 
 def latent_path(n: int, segments: int, dim: int, *, temperature: float, continuity: float,
-                generator: torch.Generator) -> torch.Tensor:
-    """AR(1) prior paths Tensor[n, segments, dim]; every step is marginally N(0, temperature^2 I)."""
+                generator: torch.Generator, repeats: float = 0.0) -> torch.Tensor:
+    """AR(1) prior paths Tensor[n, segments, dim]; every step is marginally N(0, temperature^2 I). With
+    ``repeats`` > 0 each segment after the first is, with that probability, the noise of an earlier segment
+    drawn at random (so the piece repeats that segment, and the path goes on from it)."""
     if not 0.0 <= continuity < 1.0:
         raise ParameterError(f"continuity must be in [0, 1), got {continuity}")
+    if not 0.0 <= repeats <= 1.0:
+        raise ParameterError(f"repeats must be in [0, 1], got {repeats}")
     eps = torch.randn(n, segments, dim, generator=generator) * temperature
+    repeat = torch.rand(n, segments, generator=generator) < repeats
+    earlier = torch.rand(n, segments, generator=generator)
     z = eps.clone()
     for k in range(1, segments):
         z[:, k] = continuity * z[:, k - 1] + math.sqrt(1 - continuity**2) * eps[:, k]
+        source = (earlier[:, k] * k).long()  # uniform over the k segments before
+        z[repeat[:, k], k] = z[repeat[:, k], source[repeat[:, k]]]
     return z
 
 
@@ -76,19 +87,30 @@ def default_guidance(model) -> float:
 
 
 def guided_probabilities(model, z: torch.Tensor, cond: torch.Tensor | None, guidance: float) -> torch.Tensor:
-    """p(cell on) Tensor[B, 2, S, P] with classifier-free guidance: sigmoid(l_g + w * (l_g - l_none)), where l_g
+    """p(cell on) Tensor[B, C, S, P] with classifier-free guidance: sigmoid(l_g + w * (l_g - l_none)), where l_g
     are the decoder's logits under the genre condition and l_none under the learned "no genre" row (trained by
-    condition dropout). w = ``guidance`` > 0 strengthens what sets the genre apart; w = 0 is plain decoding."""
+    condition dropout). w = ``guidance`` > 0 strengthens what sets the genre apart; w = 0 is plain decoding.
+    A model with dynamics adds channel 2, velocity / 127, taken under the genre condition without guidance."""
     logits = model.decode(z, cond).float()
     if guidance and cond is not None:
-        logits = logits + guidance * (logits - model.decode(z, None).float())
+        guided = logits[:, :2] + guidance * (logits[:, :2] - model.decode(z, None)[:, :2].float())
+        logits = torch.cat([guided, logits[:, 2:]], 1)
     return torch.sigmoid(logits)
+
+
+def finish_roll(probabilities: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Decoder probabilities float [..., C, T, P] -> the roll a user gets: cleaned bool onset/sustain [..., 2, T, P]
+    where they exceed ``threshold``, or for a model with dynamics (C = 3) the roll with dynamics, uint8
+    [..., 3, T, P] (see :mod:`audiovae.midi.pianoroll`)."""
+    roll = clean_roll(probabilities, threshold=threshold)
+    return roll if probabilities.shape[-3] == 2 else with_velocity(roll, probabilities[..., 2, :, :])
 
 
 @torch.no_grad()
 def decode_rolls(model, z: torch.Tensor, cond: torch.Tensor | None, *, from_noise: bool = False,
                  guidance: float | None = None, batch_size: int = 1024) -> np.ndarray:
-    """z: Tensor[N, latent_dim] -> probabilities float32 [N, 2, S, P], decoded in batches; for a genre whose voice
+    """z: Tensor[N, latent_dim] -> probabilities float32 [N, C, S, P] (C = 3 with dynamics; see
+    :func:`guided_probabilities`), decoded in batches; for a genre whose voice
     count the model stored, pitches beyond it at a step are set to 0 (:func:`voice_limit`).
 
     ``from_noise``: z is prior noise eps (N(0, T^2 I)), first mapped through the model's prior for ``cond``
@@ -116,26 +138,77 @@ def voice_limit(model, cond: torch.Tensor | None) -> int | None:
     """At most how many notes a segment under ``cond`` may sound at once: the largest voice count (stored with
     the model's latent statistics, see audiovae.midi.pianoroll.voice_counts) among the genres the condition
     holds; None without a genre, or for a model trained before voice counts were stored."""
-    counts = (model.latent_stats or {}).get("voices") or {}
-    if cond is None or not counts:
+    return _genre_limit(model, cond, "voices")
+
+
+def repeat_rate(model, cond: torch.Tensor | None) -> float:
+    """How often a long piece under ``cond`` repeats an earlier segment: the largest of its genres' segment repeat
+    rates (stored with the model's latent statistics, see audiovae.midi.form.segment_repeats); 0 without them."""
+    return _genre_limit(model, cond, "repeats") or 0.0
+
+
+def note_length_limit(model, cond: torch.Tensor | None) -> int | None:
+    """The longest a note under ``cond`` may sound, in grid steps: the largest of the condition's genres' longest
+    notes (stored with the model's latent statistics, see audiovae.midi.pianoroll.longest_notes), so a mixture
+    never holds a pitch longer than either genre does; None without a genre or for a model without them."""
+    return _genre_limit(model, cond, "longest_note")
+
+
+def onset_grid(model, cond: torch.Tensor | None) -> list[bool] | None:
+    """Where in the beat notes under ``cond`` may start: per grid step of a quarter note, whether any of the
+    condition's genres starts notes there often enough (stored with the model's latent statistics, see
+    audiovae.midi.pianoroll.onset_grids); None without a genre or for a model without them."""
+    return _genre_limit(model, cond, "onset_grid", combine=lambda grids: [any(column) for column in zip(*grids)])
+
+
+def _genre_limit(model, cond: torch.Tensor | None, key: str, combine=max):
+    """``combine`` (default: the largest) of the per-genre values ``latent_stats[key]`` of the genres ``cond``
+    holds (ids or mixture weights); None without a condition or when a genre lacks the value."""
+    values = (model.latent_stats or {}).get(key) or {}
+    if cond is None or not values:
         return None
     if cond.is_floating_point():
         present = torch.nonzero(cond.reshape(-1, len(model.conditions)).amax(0) > 0).flatten().tolist()
     else:
         present = sorted(set(int(i) for i in cond.reshape(-1).tolist() if i >= 0))
-    limits = [counts[model.conditions[i]] for i in present if model.conditions[i] in counts]
-    return max(limits) if limits and len(limits) == len(present) else None
+    found = [values[model.conditions[i]] for i in present if model.conditions[i] in values]
+    return combine(found) if found and len(found) == len(present) else None
+
+
+def velocity_palette(model, cond: torch.Tensor | None) -> list[int] | None:
+    """The velocities notes under ``cond`` may take: those the condition's genres play (stored with the model's
+    latent statistics, see audiovae.midi.pianoroll.velocity_levels); None without a genre or for a model without
+    them."""
+    return _genre_limit(model, cond, "velocity_levels", combine=lambda levels: sorted(set().union(*levels)))
+
+
+def rolls_for(model, probabilities: np.ndarray, cond: torch.Tensor | None, threshold: float = 0.5) -> np.ndarray:
+    """Decoder probabilities float [N, C, T, P] under ``cond`` -> the rolls a user gets (:func:`finish_roll`), with
+    velocities the condition's genres play (:func:`velocity_palette`; a genre written at one velocity keeps it
+    exactly), notes starting only where they start them (:func:`onset_grid`) and held no longer than they hold them
+    (:func:`note_length_limit`)."""
+    rolls = finish_roll(probabilities, threshold)
+    palette = velocity_palette(model, cond) if rolls.shape[-3] == 3 else None
+    if palette:
+        rolls = snap_velocities(rolls, palette)
+    grid = onset_grid(model, cond)
+    if grid and not all(grid):
+        rolls = quantize_onsets(rolls, grid)
+    longest = note_length_limit(model, cond)
+    return limit_note_length(rolls, longest) if longest else rolls
 
 
 @torch.no_grad()
 def generate_pieces(model, *, n: int, bars: int, genre: str | torch.Tensor | None = None, temperature: float = 0.8,
                     continuity: float = 0.5, seed: int = 0, threshold: float = 0.5,
-                    guidance: float | None = None) -> list[np.ndarray]:
-    """``n`` pieces of ``bars`` bars: a list of bool rolls [2, bars * steps_per_bar, P] (see the module doc).
+                    guidance: float | None = None, repeats: float | None = None) -> list[np.ndarray]:
+    """``n`` pieces of ``bars`` bars: a list of rolls [C, bars * steps_per_bar, P], bool onset/sustain or, from a
+    model with dynamics, uint8 with velocities (see the module doc and :func:`finish_roll`).
 
     genre: a name, a mixture string, a condition tensor from :func:`parse_genre`, or None (no genre).
     Cells are on where the decoder's probability exceeds ``threshold``. ``guidance``: classifier-free guidance
-    weight (None = the model's default, see :func:`guided_probabilities`).
+    weight (None = the model's default, see :func:`guided_probabilities`). ``repeats``: the probability that a
+    segment repeats an earlier one (None = the genre's own rate, :func:`repeat_rate`; 0 = never).
     """
     if n < 1 or bars < 1 or temperature < 0:
         raise ParameterError(f"need n >= 1, bars >= 1 and temperature >= 0; got {n}, {bars}, {temperature}")
@@ -143,85 +216,115 @@ def generate_pieces(model, *, n: int, bars: int, genre: str | torch.Tensor | Non
     config: RollConfig = model.roll
     segments = math.ceil(bars / config.segment_bars)
     generator = torch.Generator().manual_seed(seed)
+    repeats = repeat_rate(model, cond) if repeats is None else repeats
     z = latent_path(n, segments, model.latent_dim, temperature=temperature, continuity=continuity,
-                    generator=generator)
+                    generator=generator, repeats=repeats)
     probs = decode_rolls(model, z.flatten(0, 1), cond, from_noise=True, guidance=guidance)
     probs = probs.reshape(n, segments, *model.segment_shape)
     steps = bars * config.steps_per_bar
-    return [clean_roll(join_segments(p > threshold)[:, :steps]) for p in probs]
+    return list(rolls_for(model, np.stack([join_segments(p)[:, :steps] for p in probs]), cond, threshold))
+
+
+def empty_pieces(rolls) -> list[int]:
+    """The indices of rolls [C, T, P] that hold no note."""
+    return [i for i, roll in enumerate(rolls) if not np.asarray(roll)[:2].any()]
+
+
+def empty_message(empty: int, total: int) -> str:
+    """What to tell a user when ``empty`` of ``total`` generated pieces hold no note."""
+    if total == 1:
+        head = "The piece is empty"
+    elif empty == total:
+        head = f"All {total} pieces are empty"
+    else:
+        head = f"{empty} of {total} pieces are empty"
+    return f"{head}; the model may be under-trained. Try a lower temperature, another seed, or train longer."
 
 
 @torch.no_grad()
-def retarget_latent(model, z: torch.Tensor, source: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
+def retarget_latent(model, z: torch.Tensor, source: torch.Tensor | None, target: torch.Tensor, *,
+                    strength: float = 0.0) -> torch.Tensor:
     """Move latents Tensor[N, latent_dim] encoded under genre ``source`` to where genre ``target`` keeps the
     same prior noise: z -> eps under the source prior -> z' under the target prior (identity for the standard
-    prior, whose z is the noise)."""
+    prior, whose z is the noise). ``strength`` in [0, 1] shrinks the noise by (1 - strength) on the way, towards
+    the target prior's most typical path: 0 keeps all of the piece, 1 keeps none of it."""
+    if not 0.0 <= strength <= 1.0:
+        raise ParameterError(f"strength must be in [0, 1], got {strength}")
     device = z.device
-    eps = model.noise_from_latent(z, _condition_batch(source, len(z), device))
+    eps = model.noise_from_latent(z, _condition_batch(source, len(z), device)) * (1.0 - strength)
     return model.latent_from_noise(eps, _condition_batch(target, len(z), device))
 
 
 def roll_to_segments(roll: np.ndarray, steps: int) -> np.ndarray:
-    """bool [2, T, P] -> bool [ceil(T / steps), 2, steps, P], padded with silence; empty segments are kept."""
+    """A roll [C, T, P] -> [ceil(T / steps), C, steps, P] of its dtype, padded with silence; empty segments are
+    kept."""
+    channels = roll.shape[0]
     count = max(1, math.ceil(roll.shape[1] / steps))
-    padded = np.zeros((2, count * steps, roll.shape[2]), dtype=bool)
+    padded = np.zeros((channels, count * steps, roll.shape[2]), dtype=roll.dtype)
     padded[:, : roll.shape[1]] = roll
-    return padded.reshape(2, count, steps, roll.shape[2]).transpose(1, 0, 2, 3)
+    return padded.reshape(channels, count, steps, roll.shape[2]).transpose(1, 0, 2, 3)
 
 
 @torch.no_grad()
 def transfer_roll(model, roll: np.ndarray, *, to: str | torch.Tensor, source: str | torch.Tensor | None = None,
                   temperature: float = 0.0, seed: int = 0, threshold: float = 0.5,
-                  guidance: float | None = None) -> np.ndarray:
-    """Re-decode a roll bool [2, T, P] (on the model's grid) under another genre: bool [2, T, P].
+                  guidance: float | None = None, strength: float = 0.0) -> np.ndarray:
+    """Re-decode a roll [2 or 3, T, P] (on the model's grid) under another genre: a roll as
+    :func:`rolls_for` gives it.
 
     Each segment is encoded with the ``source`` genre (None = the "no genre" row), its latent taken at the
-    posterior mode (``temperature`` 0) or sampled, and decoded with the ``to`` genre. Silent segments stay silent.
+    posterior mode (``temperature`` 0) or sampled, moved to the target genre's prior (``strength``: see
+    :func:`retarget_latent`) and decoded with the ``to`` genre. Silent segments stay silent.
     """
     target = parse_genre(model, to) if isinstance(to, str) else to
     if target is None:
         raise ConfigError("transfer needs a target genre")
     src = parse_genre(model, source) if source is None or isinstance(source, str) else source
-    segments = roll_to_segments(np.asarray(roll, dtype=bool), model.roll.segment_steps)
+    roll = np.asarray(roll)
+    segments = roll_to_segments(roll, model.roll.segment_steps)
     device = next(model.parameters()).device
-    x = torch.from_numpy(segments.astype(np.float32)).to(device)
+    x = roll_tensor(segments).to(device)
     posterior = model.encode(x, _condition_batch(src, len(x), device))
     generator = torch.Generator().manual_seed(seed)
     z = posterior.mode() + temperature * posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device)
-    out = decode_rolls(model, retarget_latent(model, z, src, target), target, guidance=guidance) > threshold
-    out[~segments[:, 1].any(axis=(1, 2))] = False
-    return clean_roll(join_segments(out)[:, : roll.shape[1]])
+    out = decode_rolls(model, retarget_latent(model, z, src, target, strength=strength), target, guidance=guidance)
+    out[~segments[:, 1].any(axis=(1, 2))] = 0.0
+    return rolls_for(model, join_segments(out)[None, :, : roll.shape[1]], target, threshold)[0]
 
 
 def read_roll(model, path: str | os.PathLike) -> tuple[np.ndarray, float]:
-    """A MIDI file on the model's grid: (bool roll [2, T, P], the file's first tempo in bpm)."""
+    """A MIDI file on the model's grid: (roll [2, T, P] bool, or with dynamics uint8 [3, T, P] for a model that
+    reads them, the file's first tempo in bpm)."""
     from .pianoroll import load_midi
 
     pm = load_midi(path)
     _, tempi = pm.get_tempo_changes()
-    return midi_to_roll(pm, config=model.roll), float(tempi[0]) if len(tempi) else DEFAULT_TEMPO
+    roll = midi_to_roll(pm, config=model.roll, velocity=model.velocity)
+    return roll, float(tempi[0]) if len(tempi) else DEFAULT_TEMPO
 
 
 def file_segments(model, path: str | os.PathLike) -> torch.Tensor:
-    """A MIDI file as the model's input: its non-empty segments, float Tensor[N, 2, S, P] on the model's device.
+    """A MIDI file as the model's input: its non-empty segments, float Tensor[N, C, S, P] (see
+    :func:`audiovae.midi.pianoroll.roll_tensor`) on the model's device.
     Raises MidiReadError naming the file when it cannot be parsed or holds no notes on the model's grid."""
     roll, _ = read_roll(model, path)
     segments = roll_to_segments(roll, model.roll.segment_steps)
     segments = segments[segments.any(axis=(1, 2, 3))]  # the silent padding of a short file says nothing
     if len(segments) == 0:
         raise MidiReadError(path, "no notes on the model's grid")
-    return torch.from_numpy(segments.astype(np.float32)).to(next(model.parameters()).device)
+    return roll_tensor(segments).to(next(model.parameters()).device)
 
 
 def save_piece(roll: np.ndarray, stem: str | os.PathLike, *, config: RollConfig, tempo: float = DEFAULT_TEMPO,
                program: int = DEFAULT_PROGRAM, png: bool = False, preview: bool = False,
-               title: str | None = None, genre: str | None = None) -> list[Path]:
-    """Write ``stem``.mid (and ``stem``.png, ``stem``.wav preview) for a bool roll [2, T, P]; returns the paths.
+               title: str | None = None, genre: str | None = None, velocity: int | None = None) -> list[Path]:
+    """Write ``stem``.mid (and ``stem``.png, ``stem``.wav preview) for a roll [2 or 3, T, P]; returns the paths.
 
     ``genre`` (a name) picks its GENRE_DEFAULTS tempo and program when those are left at their defaults.
+    ``velocity`` (1..127) plays every note at that velocity; None keeps a roll's own dynamics (else 90).
     """
     from ..audio.io import write_wav
-    from .pianoroll import roll_to_midi
+    from .pianoroll import DEFAULT_VELOCITY, roll_to_midi, split_velocity
     from .render import render_audio, save_roll_png, write_midi
 
     if genre in GENRE_DEFAULTS and tempo == DEFAULT_TEMPO and program == DEFAULT_PROGRAM:
@@ -229,7 +332,10 @@ def save_piece(roll: np.ndarray, stem: str | os.PathLike, *, config: RollConfig,
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     named = {suffix: stem.parent / f"{stem.name}{suffix}" for suffix in (".mid", ".png", ".wav")}  # names may hold dots
-    pm = roll_to_midi(roll, config=config, tempo=tempo, program=program)
+    if velocity is not None:
+        roll = split_velocity(roll)[0]
+    pm = roll_to_midi(roll, config=config, tempo=tempo, program=program,
+                      velocity=DEFAULT_VELOCITY if velocity is None else velocity)
     paths = [write_midi(pm, named[".mid"])]
     if png:
         paths.append(save_roll_png(roll, named[".png"], config=config, title=title or stem.name))

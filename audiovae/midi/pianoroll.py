@@ -5,6 +5,10 @@ grid steps s..e-1 has ``onset[s] = 1`` and ``sustain[s:e] = 1``; notes shorter t
 step, and a repeated note on the same pitch shows as a second onset inside an unbroken sustain run.
 Pitch index i is MIDI note ``config.pitch_low + i``.
 
+A roll with dynamics is uint8 [3, steps, pitches]: onset and sustain as 0/1, and channel 2 the MIDI velocity
+(1..127) of each onset cell (0 elsewhere). Every function here that reads a roll takes either kind; those that
+clean or threshold it give the bool onset/sustain pair (:func:`split_velocity` keeps the velocities apart).
+
 The grid counts quarter notes, not seconds: note times are mapped through the file's tempo map, so a file
 with tempo changes stays on the grid. Drum tracks are left out and all pitched instruments are merged.
 """
@@ -21,7 +25,8 @@ import pretty_midi
 
 from ..errors import MidiReadError, ParameterError
 
-ONSET, SUSTAIN = 0, 1
+ONSET, SUSTAIN, VELOCITY = 0, 1, 2
+DEFAULT_VELOCITY = 90  # what a note gets when nothing says otherwise (the bundled corpus's own constant)
 MIDI_EXTENSIONS = (".mid", ".midi")
 _WRITE_RESOLUTION = 480  # ticks per quarter note: divisible by every common steps_per_quarter
 RETIMED_RESOLUTION = _WRITE_RESOLUTION
@@ -120,8 +125,11 @@ def _quarters(pm: pretty_midi.PrettyMIDI, times: np.ndarray) -> np.ndarray:
     return change_quarters[idx] + (times - change_times[idx]) * tempi[idx] / 60.0
 
 
-def midi_to_roll(source: str | os.PathLike | pretty_midi.PrettyMIDI, *, config: RollConfig = RollConfig()) -> np.ndarray:
-    """MIDI file or PrettyMIDI -> roll: bool [2, steps, config.num_pitches] (onset, sustain).
+def midi_to_roll(source: str | os.PathLike | pretty_midi.PrettyMIDI, *, config: RollConfig = RollConfig(),
+                 velocity: bool = False) -> np.ndarray:
+    """MIDI file or PrettyMIDI -> roll: bool [2, steps, config.num_pitches] (onset, sustain), or with
+    ``velocity`` the roll with dynamics, uint8 [3, steps, P] (the loudest note starting in a cell gives its
+    velocity).
 
     ``steps`` runs from the start of the file (step 0 = time 0, so bars stay aligned) to the end of the
     last kept note. Raises :class:`MidiReadError` for unreadable files and files with no notes, only drum
@@ -151,18 +159,53 @@ def midi_to_roll(source: str | os.PathLike | pretty_midi.PrettyMIDI, *, config: 
     np.add.at(delta, (on, pitch), 1)
     np.add.at(delta, (off, pitch), -1)
     roll[SUSTAIN] = np.cumsum(delta, axis=0)[:-1] > 0
-    return roll
+    if not velocity:
+        return roll
+    loudness = np.zeros(roll.shape[1:], dtype=np.uint8)
+    np.maximum.at(loudness, (on, pitch), np.array([n.velocity for n in notes], dtype=np.uint8)[keep])
+    return np.concatenate([roll.astype(np.uint8), loudness[None]])
+
+
+def split_velocity(roll: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A roll [..., 2 or 3, steps, P] -> (its onset/sustain channels [..., 2, steps, P], velocities uint8
+    [..., steps, P] or None for a roll without dynamics)."""
+    roll = np.asarray(roll)
+    if roll.ndim < 3 or roll.shape[-3] not in (2, 3):
+        raise ParameterError(f"expected a roll shaped [..., 2 or 3, steps, pitches], got {roll.shape}")
+    if roll.shape[-3] == 2:
+        return roll, None
+    return roll[..., :VELOCITY, :, :], roll[..., VELOCITY, :, :].astype(np.uint8)
+
+
+def with_velocity(roll: np.ndarray, velocity: np.ndarray) -> np.ndarray:
+    """A bool roll [..., 2, steps, P] and velocities [..., steps, P] (MIDI 1..127, or floats in [0, 1] meaning
+    velocity / 127) -> the roll with dynamics, uint8 [..., 3, steps, P]; onset cells get at least velocity 1."""
+    velocity = np.asarray(velocity)
+    if np.issubdtype(velocity.dtype, np.floating):
+        velocity = np.rint(np.clip(velocity, 0.0, 1.0) * 127)
+    onset = np.asarray(roll[..., ONSET, :, :], dtype=bool)
+    loudness = np.where(onset, np.clip(velocity, 1, 127), 0).astype(np.uint8)
+    return np.concatenate([np.asarray(roll, dtype=np.uint8), loudness[..., None, :, :]], axis=-3)
+
+
+def roll_tensor(roll: np.ndarray):
+    """A roll [..., 2 or 3, steps, P] as a model's input: float32 Tensor of the same shape, onset/sustain in {0, 1}
+    and velocity as velocity / 127 in [0, 1]."""
+    import torch
+
+    x = torch.from_numpy(np.asarray(roll).astype(np.float32))
+    if x.shape[-3] == 3:
+        x[..., VELOCITY, :, :] /= 127.0
+    return x
 
 
 def clean_roll(roll: np.ndarray, *, threshold: float = 0.5) -> np.ndarray:
-    """Make a roll [..., 2, steps, pitches] consistent; returns bool of the same shape.
+    """Make a roll [..., 2 or 3, steps, pitches] consistent; returns its bool onset/sustain [..., 2, steps, P].
 
     Float input (e.g. model probabilities) is thresholded at ``threshold`` first. Onset implies sustain,
     and sustain that rises from silence (or starts at step 0) gets an onset, so it starts a note.
     """
-    roll = np.asarray(roll)
-    if roll.ndim < 3 or roll.shape[-3] != 2:
-        raise ParameterError(f"expected a roll shaped [..., 2, steps, pitches], got {roll.shape}")
+    roll, _ = split_velocity(roll)
     roll = roll > threshold if np.issubdtype(roll.dtype, np.floating) else roll.astype(bool)
     onset = roll[..., ONSET, :, :]
     sustain = roll[..., SUSTAIN, :, :] | onset
@@ -182,6 +225,108 @@ def voice_counts(segments: np.ndarray, genre_ids: np.ndarray, genres: list[str],
         counts = counts[counts > 0]
         if len(counts):
             out[genre] = max(1, int(np.ceil(np.percentile(counts, percentile))))
+    return out
+
+
+def longest_notes(segments: np.ndarray, genre_ids: np.ndarray, genres: list[str], *, percentile: float = 99.9
+                  ) -> dict[str, int]:
+    """How long each genre holds one pitch: the ``percentile`` of note lengths in grid steps over the notes of its
+    bool segments [N, 2, S, P] (a high percentile rather than the maximum, which one stray note can set)."""
+    out = {}
+    for g, genre in enumerate(genres):
+        lengths = [e - s for segment in segments[genre_ids == g] for _, s, e in roll_notes(segment)]
+        if lengths:
+            out[genre] = max(1, int(np.ceil(np.percentile(lengths, percentile))))
+    return out
+
+
+def onset_grids(segments: np.ndarray, genre_ids: np.ndarray, genres: list[str], steps_per_quarter: int, *,
+                min_share: float = 0.05) -> dict[str, list[bool]]:
+    """Where in the beat each genre starts notes: for each of the ``steps_per_quarter`` grid positions within a
+    quarter note, whether at least ``min_share`` of the steps with an onset in its bool segments [N, 2, S, P] sit
+    there (the most common position always counts)."""
+    out = {}
+    for g, genre in enumerate(genres):
+        steps = np.flatnonzero(segments[genre_ids == g][:, ONSET].any(-1).reshape(-1))
+        if len(steps):
+            share = np.bincount(steps % steps_per_quarter, minlength=steps_per_quarter) / len(steps)
+            out[genre] = [bool(v) for v in (share >= min_share) | (share == share.max())]
+    return out
+
+
+def velocity_levels(velocities: np.ndarray, genre_ids: np.ndarray, genres: list[str], *, min_share: float = 0.01
+                    ) -> dict[str, list[int]]:
+    """The velocities each genre plays: those of at least ``min_share`` of its onsets (the most common always
+    counts), from onset velocities uint8 [N, S, P] (0 = no onset). A corpus written at one velocity gives one."""
+    out = {}
+    for g, genre in enumerate(genres):
+        played = velocities[genre_ids == g]
+        played = played[played > 0]
+        if len(played):
+            counts = np.bincount(played, minlength=128)
+            out[genre] = [int(v) for v in np.flatnonzero((counts >= min_share * len(played)) | (counts == counts.max()))]
+    return out
+
+
+def snap_velocities(roll: np.ndarray, levels: list[int]) -> np.ndarray:
+    """A copy of a roll with dynamics [..., 3, T, P] whose onset velocities are moved to the nearest of
+    ``levels`` (MIDI velocities, see :func:`velocity_levels`)."""
+    if not levels:
+        raise ParameterError("snapping velocities needs at least one level")
+    out = np.array(roll, copy=True)
+    levels = np.sort(np.asarray(levels, dtype=np.int64))
+    played = out[..., VELOCITY, :, :].astype(np.int64)
+    right = np.clip(np.searchsorted(levels, played), 0, len(levels) - 1)
+    left = np.clip(right - 1, 0, len(levels) - 1)
+    nearest = np.where(np.abs(levels[left] - played) <= np.abs(levels[right] - played), levels[left], levels[right])
+    out[..., VELOCITY, :, :] = np.where(played > 0, nearest, 0).astype(out.dtype)
+    return out
+
+
+def quantize_onsets(roll: np.ndarray, allowed: list[bool]) -> np.ndarray:
+    """A copy of a roll [..., 2 or 3, T, P] whose notes start only at allowed positions of the beat: ``allowed``
+    holds one bool per grid step of a quarter note (see :func:`onset_grids`). A note starting elsewhere starts at
+    the next allowed step, keeping its end and velocity; one that ends before then is dropped. Notes only ever get
+    shorter, so no two notes come to overlap (voice counts hold)."""
+    if not any(allowed):
+        raise ParameterError("an onset grid must allow at least one position")
+    per_quarter = len(allowed)
+    ahead = [next(d for d in range(per_quarter) if allowed[(p + d) % per_quarter]) for p in range(per_quarter)]
+    out = np.array(roll, copy=True)
+    steps, dynamics = out.shape[-2], out.shape[-3] == 3
+    for t in range(steps):
+        q = t + ahead[t % per_quarter]
+        if q == t:
+            continue
+        moved = out[..., ONSET, t, :].astype(bool)
+        if not moved.any():
+            continue
+        keep = (~moved).astype(out.dtype)
+        out[..., SUSTAIN, t:q, :] *= keep[..., None, :]
+        out[..., ONSET, t, :] *= keep
+        if q < steps:
+            starts = moved & out[..., SUSTAIN, q, :].astype(bool) & ~out[..., ONSET, q, :].astype(bool)
+            out[..., ONSET, q, :] |= starts.astype(out.dtype)
+            if dynamics:
+                out[..., VELOCITY, q, :] = np.where(starts, out[..., VELOCITY, t, :], out[..., VELOCITY, q, :])
+        if dynamics:
+            out[..., VELOCITY, t, :] *= keep
+    return out
+
+
+def limit_note_length(roll: np.ndarray, steps: int) -> np.ndarray:
+    """A copy of a roll [..., 2 or 3, T, P] in which no note sounds longer than ``steps`` grid steps: the sustain of
+    a longer note ends there (its onset and velocity stay)."""
+    if steps < 1:
+        raise ParameterError(f"steps must be >= 1, got {steps}")
+    out = np.array(roll, copy=True)
+    onset, sustain = out[..., ONSET, :, :].astype(bool), out[..., SUSTAIN, :, :].astype(bool)
+    keep = np.empty_like(sustain)
+    age = np.zeros(onset.shape[:-2] + onset.shape[-1:], dtype=np.int64)  # steps since the note's onset, per pitch
+    for t in range(out.shape[-2]):
+        age = np.where(onset[..., t, :], 0, age + 1) * sustain[..., t, :]
+        keep[..., t, :] = age < steps
+    out[..., SUSTAIN, :, :] *= keep.astype(out.dtype)
     return out
 
 
@@ -228,14 +373,15 @@ def roll_to_midi(
     program: int = 0,
     velocity: int = 90,
 ) -> pretty_midi.PrettyMIDI:
-    """Roll [2, steps, config.num_pitches] -> PrettyMIDI with one instrument at one tempo (bpm).
+    """Roll [2 or 3, steps, config.num_pitches] -> PrettyMIDI with one instrument at one tempo (bpm).
 
-    ``program`` is the General MIDI program (0..127), ``velocity`` the constant note velocity (1..127).
-    The time signature is ``config.beats_per_bar``/4.
+    ``program`` is the General MIDI program (0..127). A roll with dynamics gives each note the velocity of its
+    onset cell; otherwise every note gets ``velocity`` (1..127). The time signature is ``config.beats_per_bar``/4.
     """
     roll = np.asarray(roll)
-    if roll.ndim != 3 or roll.shape[0] != 2 or roll.shape[2] != config.num_pitches:
-        raise ParameterError(f"expected a roll shaped [2, steps, {config.num_pitches}], got {roll.shape}")
+    if roll.ndim != 3 or roll.shape[0] not in (2, 3) or roll.shape[2] != config.num_pitches:
+        raise ParameterError(f"expected a roll shaped [2 or 3, steps, {config.num_pitches}], got {roll.shape}")
+    _, loudness = split_velocity(roll)
     if tempo <= 0 or not 0 <= program <= 127 or not 1 <= velocity <= 127:
         raise ParameterError(f"need tempo > 0, program in 0..127, velocity in 1..127; got {tempo}, {program}, {velocity}")
     pm = pretty_midi.PrettyMIDI(resolution=_WRITE_RESOLUTION, initial_tempo=float(tempo))
@@ -243,7 +389,8 @@ def roll_to_midi(
     instrument = pretty_midi.Instrument(program=program)
     step_seconds = 60.0 / tempo / config.steps_per_quarter
     for p, s, e in roll_notes(roll):
-        instrument.notes.append(pretty_midi.Note(velocity=velocity, pitch=p + config.pitch_low,
+        note_velocity = velocity if loudness is None else (int(loudness[s, p]) or velocity)
+        instrument.notes.append(pretty_midi.Note(velocity=note_velocity, pitch=p + config.pitch_low,
                                                  start=s * step_seconds, end=e * step_seconds))
     instrument.notes.sort(key=lambda n: (n.start, n.pitch))
     pm.instruments.append(instrument)
@@ -251,7 +398,8 @@ def roll_to_midi(
 
 
 def segment_roll(roll: np.ndarray, *, config: RollConfig = RollConfig(), hop_steps: int | None = None) -> np.ndarray:
-    """Cut a roll [2, steps, P] into segments bool [N, 2, config.segment_steps, P]; empty segments dropped.
+    """Cut a roll [C, steps, P] (C = 2, or 3 with dynamics) into segments [N, C, config.segment_steps, P] of the
+    roll's dtype; empty segments dropped.
 
     Segments start at multiples of ``hop_steps`` (default: the segment length); the last one is padded
     with silence. A note sustained into a segment keeps no onset at step 0 (see :func:`join_segments`).
@@ -260,24 +408,24 @@ def segment_roll(roll: np.ndarray, *, config: RollConfig = RollConfig(), hop_ste
     hop = size if hop_steps is None else int(hop_steps)
     if hop < 1:
         raise ParameterError(f"hop_steps must be >= 1, got {hop_steps}")
-    roll = np.asarray(roll, dtype=bool)
+    roll = np.asarray(roll)
     steps = roll.shape[1]
     starts = list(range(0, max(steps - size, 0) + 1, hop))
     if starts[-1] + size < steps:
         starts.append(starts[-1] + hop)
-    padded = np.zeros((2, starts[-1] + size, roll.shape[2]), dtype=bool)
+    padded = np.zeros((roll.shape[0], starts[-1] + size, roll.shape[2]), dtype=roll.dtype)
     padded[:, :steps] = roll
     segments = np.stack([padded[:, s:s + size] for s in starts])
     return segments[segments[:, SUSTAIN].any(axis=(1, 2))]
 
 
 def join_segments(segments: np.ndarray) -> np.ndarray:
-    """Segments [N, 2, S, P] -> roll [2, N*S, P], end to end without gaps.
+    """Segments [N, C, S, P] (C = 2, or 3 with dynamics) -> roll [C, N*S, P], end to end without gaps.
 
     A note sustained across a boundary continues; an onset at a boundary starts a new note.
     """
     segments = np.asarray(segments)
-    if segments.ndim != 4 or segments.shape[1] != 2:
-        raise ParameterError(f"expected segments shaped [N, 2, steps, pitches], got {segments.shape}")
-    n, _, size, pitches = segments.shape
-    return np.ascontiguousarray(segments.transpose(1, 0, 2, 3).reshape(2, n * size, pitches))
+    if segments.ndim != 4 or segments.shape[1] not in (2, 3):
+        raise ParameterError(f"expected segments shaped [N, 2 or 3, steps, pitches], got {segments.shape}")
+    n, channels, size, pitches = segments.shape
+    return np.ascontiguousarray(segments.transpose(1, 0, 2, 3).reshape(channels, n * size, pitches))

@@ -6,13 +6,19 @@ import torch
 
 from ..errors import AudioVAEError
 from ..models.posterior import active_units
+from .pianoroll import roll_tensor, with_velocity
 
 
-def batches(segments: np.ndarray, genre_ids: np.ndarray, batch_size: int = 256):
-    """Yield (rolls float32 Tensor[b, 2, S, P], genre ids int64 Tensor[b]) over bool segments [N, 2, S, P]."""
+def batches(segments: np.ndarray, genre_ids: np.ndarray, batch_size: int = 256,
+            velocities: np.ndarray | None = None):
+    """Yield (rolls float32 Tensor[b, C, S, P], genre ids int64 Tensor[b]) over bool segments [N, 2, S, P]; with
+    their onset velocities uint8 [N, S, P] the rolls carry dynamics (C = 3, see
+    :func:`audiovae.midi.pianoroll.roll_tensor`)."""
     for start in range(0, len(segments), batch_size):
-        yield (torch.from_numpy(segments[start:start + batch_size].astype(np.float32)),
-               torch.from_numpy(np.asarray(genre_ids[start:start + batch_size], dtype=np.int64)))
+        part = segments[start:start + batch_size]
+        if velocities is not None:
+            part = with_velocity(part, velocities[start:start + batch_size])
+        yield roll_tensor(part), torch.from_numpy(np.asarray(genre_ids[start:start + batch_size], dtype=np.int64))
 
 
 def f1_score(tp: float, fp: float, fn: float) -> float:
@@ -20,13 +26,15 @@ def f1_score(tp: float, fp: float, fn: float) -> float:
 
 
 @torch.no_grad()
-def reconstruction_metrics(model, segments: np.ndarray, genre_ids: np.ndarray, *,
-                           batch_size: int = 256) -> dict[str, float]:
+def reconstruction_metrics(model, segments: np.ndarray, genre_ids: np.ndarray, *, batch_size: int = 256,
+                           velocities: np.ndarray | None = None) -> dict[str, float]:
     """Held-out reconstruction through the posterior mode, thresholded at 0.5.
 
-    segments: bool [N, 2, S, P]; genre_ids: int64 [N] (-1 = unknown; ignored by unconditional models).
+    segments: bool [N, 2, S, P]; genre_ids: int64 [N] (-1 = unknown; ignored by unconditional models);
+    velocities: uint8 [N, S, P], each onset's MIDI velocity (for a model with dynamics).
     Returns micro onset/sustain F1 over all cells, KL (nats per segment), negative ELBO (nats per segment,
-    reconstruction at the posterior mode), active latent units and the segment count.
+    reconstruction at the posterior mode), active latent units and the segment count; for a model with dynamics
+    given velocities, also the mean absolute velocity error at the true onsets (MIDI steps).
     """
     if len(segments) == 0:
         raise AudioVAEError("no segments to evaluate (is the validation split empty? raise data.val_fraction)")
@@ -34,7 +42,9 @@ def reconstruction_metrics(model, segments: np.ndarray, genre_ids: np.ndarray, *
     counts = np.zeros((2, 3))  # [onset, sustain] x [tp, fp, fn]
     kl_sum = nll_sum = 0.0
     means = []
-    for x, genre in batches(segments, genre_ids, batch_size):
+    velocity_error = velocity_count = 0.0
+    dynamics = model.velocity and velocities is not None
+    for x, genre in batches(segments, genre_ids, batch_size, velocities if dynamics else None):
         x = x.to(device)
         cond = genre.to(device) if model.conditions else None
         posterior = model.encode(x, cond)
@@ -43,10 +53,15 @@ def reconstruction_metrics(model, segments: np.ndarray, genre_ids: np.ndarray, *
         for channel in range(2):
             p, t = predicted[:, channel], truth[:, channel]
             counts[channel] += [float((p & t).sum()), float((p & ~t).sum()), float((~p & t).sum())]
+        if dynamics:
+            onset = truth[:, 0]
+            velocity_error += float((torch.sigmoid(logits[:, 2].float()) - x[:, 2]).abs()[onset].sum()) * 127
+            velocity_count += float(onset.sum())
         kl_sum += float(model.latent_kl(posterior, cond).sum())
         nll_sum += float(model.reconstruction_nll(x, logits).sum())
         means.append(posterior.mean.cpu())
     n = len(segments)
-    return {"val/onset_f1": f1_score(*counts[0]), "val/sustain_f1": f1_score(*counts[1]), "val/kl": kl_sum / n,
+    extra = {"val/velocity_mae": velocity_error / max(velocity_count, 1.0)} if dynamics else {}
+    return extra | {"val/onset_f1": f1_score(*counts[0]), "val/sustain_f1": f1_score(*counts[1]), "val/kl": kl_sum / n,
             "val/nelbo": (nll_sum + kl_sum) / n, "val/active_units": float(active_units(torch.cat(means))),
             "val/segments": float(n)}

@@ -10,7 +10,7 @@ import pretty_midi
 
 from .._atomic import atomic_file
 from ..errors import AudioVAEError, ParameterError
-from .pianoroll import ONSET, SUSTAIN, RollConfig, roll_to_midi
+from .pianoroll import ONSET, SUSTAIN, RollConfig, roll_to_midi, split_velocity
 
 SOUNDFONT_ENV = "AUDIOVAE_SOUNDFONT"
 DEBIAN_SOUNDFONTS = (
@@ -100,7 +100,7 @@ def render_audio(
     config: RollConfig = RollConfig(),
     tempo: float = 120.0,
 ) -> np.ndarray:
-    """Preview audio of a PrettyMIDI or a roll [2, steps, config.num_pitches]: float32 [samples], peak <= 0.9.
+    """Preview audio of a PrettyMIDI or a roll [2 or 3, steps, config.num_pitches]: float32 [samples], peak <= 0.9.
 
     Rolls are first turned into MIDI at ``tempo`` bpm. Uses FluidSynth when :func:`find_soundfont` finds
     one, else :func:`synthesize`.
@@ -131,7 +131,7 @@ def save_roll_png(
     config: RollConfig = RollConfig(),
     title: str | None = None,
 ) -> Path:
-    """Draw a roll [2, steps, config.num_pitches] as a PNG, atomically. Returns the path.
+    """Draw a roll [2 or 3, steps, config.num_pitches] as a PNG, atomically. Returns the path.
 
     Pitch on y (C notes labelled), grid steps on x, bar lines every ``config.steps_per_bar`` steps;
     sustain is drawn light and onsets dark.
@@ -141,9 +141,10 @@ def save_roll_png(
 
     from ..audio.plots import save_figure
 
-    roll = np.asarray(roll, dtype=bool)
-    if roll.ndim != 3 or roll.shape[0] != 2 or roll.shape[2] != config.num_pitches:
-        raise ParameterError(f"expected a roll shaped [2, steps, {config.num_pitches}], got {roll.shape}")
+    roll = np.asarray(roll)
+    if roll.ndim != 3 or roll.shape[0] not in (2, 3) or roll.shape[2] != config.num_pitches:
+        raise ParameterError(f"expected a roll shaped [2 or 3, steps, {config.num_pitches}], got {roll.shape}")
+    roll = split_velocity(roll)[0].astype(bool)
     steps = roll.shape[1]
     image = roll[SUSTAIN].astype(np.float32) * 0.45
     image[roll[ONSET]] = 1.0

@@ -6,6 +6,11 @@ see :mod:`audiovae.midi.pianoroll`). Both networks read it as a 1-D signal over 
 4-bar segments well under a second on a CPU. The decoder is non-autoregressive (all steps and pitches at once)
 and gives independent Bernoulli logits for every onset and sustain cell.
 
+With ``velocity=True`` the model also carries dynamics: a third channel holds each onset's velocity / 127 (0
+elsewhere). The encoder reads it, so z holds a segment's dynamics, and the decoder's third output channel is the
+logit of each cell's velocity / 127, scored as a Gaussian (std VELOCITY_STD) at the onset cells of the input.
+A 2-channel input to such a model gets DEFAULT_VELOCITY at every onset.
+
 q(z | roll, genre) = N(mean, diag(exp(logvar))), z: Tensor[B, latent_dim]; p(roll | z, genre) Bernoulli. The
 prior is N(0, I) over a noise vector eps: Tensor[B, latent_dim]. With ``prior="standard"`` z = eps. With
 ``prior="autoregressive"`` z = f(eps, genre), an affine autoregressive map over the latent positions (z_t =
@@ -31,6 +36,8 @@ from .protocol import LatentModelBase
 
 ONSET_RATE, SUSTAIN_RATE = 0.007, 0.035  # typical cell densities; they set the initial output biases
 INITIAL_LOGVAR = -6.0
+VELOCITY_STD = 0.08       # of velocity / 127 (about 10 MIDI steps): the width of the velocity likelihood
+DEFAULT_VELOCITY = 90     # what onsets of a roll without dynamics are read as (audiovae.midi.pianoroll's default)
 
 
 def roll_to_rows(x: torch.Tensor, substeps: int = 1) -> torch.Tensor:
@@ -41,9 +48,10 @@ def roll_to_rows(x: torch.Tensor, substeps: int = 1) -> torch.Tensor:
 
 
 def rows_to_roll(h: torch.Tensor, pitches: int, substeps: int = 1) -> torch.Tensor:
-    """Inverse of :func:`roll_to_rows`: Tensor[B, 2 * P * substeps, T] -> Tensor[B, 2, T * substeps, P]."""
-    b, _, t = h.shape
-    return h.reshape(b, 2, pitches, substeps, t).permute(0, 1, 4, 3, 2).reshape(b, 2, t * substeps, pitches)
+    """Inverse of :func:`roll_to_rows`: Tensor[B, C * P * substeps, T] -> Tensor[B, C, T * substeps, P]."""
+    b, rows, t = h.shape
+    c = rows // (pitches * substeps)
+    return h.reshape(b, c, pitches, substeps, t).permute(0, 1, 4, 3, 2).reshape(b, c, t * substeps, pitches)
 
 
 class TimeEncoder(nn.Module):
@@ -107,6 +115,7 @@ class PianoRollCVAE(LatentModelBase):
             doc). prior_hidden: GRU size of the autoregressive prior.
         guidance: the default classifier-free guidance weight for generation (see
             :func:`audiovae.midi.generate.guided_probabilities`); it does not change training.
+        velocity: carry dynamics as a third channel (see the module doc).
     """
 
     modality = "midi"
@@ -114,7 +123,7 @@ class PianoRollCVAE(LatentModelBase):
     def __init__(self, *, roll: dict | None = None, genres: list[str] | tuple[str, ...] = (), latent_dim: int = 256,
                  substeps: int = 4, channels: list[int] | tuple[int, ...] = (256,), blocks_per_stage: int = 1,
                  cond_dim: int = 32, cond_dropout: float = 0.1, prior: str = "standard", prior_hidden: int = 256,
-                 guidance: float = 0.0):
+                 guidance: float = 0.0, velocity: bool = False):
         super().__init__(genres=genres, cond_dim=cond_dim, cond_dropout=cond_dropout)
         from ..midi.pianoroll import RollConfig  # deferred: models do not need the MIDI stack at import time
 
@@ -135,7 +144,9 @@ class PianoRollCVAE(LatentModelBase):
         if prior not in ("standard", "autoregressive"):
             raise ValueError(f"prior must be 'standard' or 'autoregressive', got {prior!r}")
         cdim = self.cond_dim
-        rows = 2 * self.pitches * substeps
+        self.velocity = bool(velocity)
+        self.channels = 3 if self.velocity else 2
+        rows = self.channels * self.pitches * substeps
 
         self.encoder = TimeEncoder(rows, channels, blocks_per_stage, cdim)
         self.to_posterior = nn.Conv1d(channels[-1] + cdim, 2 * self.chunk, 1)
@@ -147,9 +158,11 @@ class PianoRollCVAE(LatentModelBase):
         with torch.no_grad():
             # Start with a nearly deterministic encoder (std 0.05) so the decoder can use z from the first steps.
             self.to_posterior.bias[self.chunk:].fill_(INITIAL_LOGVAR)
-            bias = self.conv_out.bias.view(2, -1)
+            bias = self.conv_out.bias.view(self.channels, -1)
             bias[0].fill_(math.log(ONSET_RATE / (1 - ONSET_RATE)))
             bias[1].fill_(math.log(SUSTAIN_RATE / (1 - SUSTAIN_RATE)))
+            if self.velocity:
+                bias[2].fill_(math.log(DEFAULT_VELOCITY / (127 - DEFAULT_VELOCITY)))
 
     # --- model protocol ---------------------------------------------------------------------------------
     @property
@@ -158,25 +171,36 @@ class PianoRollCVAE(LatentModelBase):
 
     @property
     def segment_shape(self) -> tuple[int, int, int]:
-        """(2, S, P) of one input segment."""
-        return (2, self.steps, self.pitches)
+        """(C, S, P) of one segment as the decoder gives it: C = 3 with dynamics, else 2."""
+        return (self.channels, self.steps, self.pitches)
+
+    def as_input(self, x: torch.Tensor) -> torch.Tensor:
+        """A roll Tensor[B, 2 or 3, S, P] in the channels this model reads: a model with dynamics reads a 2-channel
+        roll's onsets at DEFAULT_VELOCITY; a model without them drops the velocity channel."""
+        if x.dim() != 4 or x.shape[1] not in (2, 3) or tuple(x.shape[2:]) != (self.steps, self.pitches):
+            raise ValueError(f"expected rolls [B, 2 or 3, {self.steps}, {self.pitches}], got {tuple(x.shape)}")
+        if x.shape[1] == self.channels:
+            return x
+        if not self.velocity:
+            return x[:, :2]
+        return torch.cat([x, x[:, :1] * (DEFAULT_VELOCITY / 127.0)], 1)
 
     def _with_cond(self, h: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """Append the condition to every position: Tensor[B, C, T] -> Tensor[B, C + cond_dim, T]."""
         return h if c is None else torch.cat([h, c[:, :, None].expand(-1, -1, h.shape[-1])], 1)
 
     def encode(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> DiagonalGaussian:
-        """x: Tensor[B, 2, S, P] in [0, 1] -> q(z | x, genre) over z: Tensor[B, latent_dim]."""
-        if x.dim() != 4 or tuple(x.shape[1:]) != self.segment_shape:
-            raise ValueError(f"expected rolls [B, {', '.join(map(str, self.segment_shape))}], got {tuple(x.shape)}")
+        """x: Tensor[B, 2 or 3, S, P] in [0, 1] (see :meth:`as_input`) -> q(z | x, genre) over z: Tensor[B, latent_dim]."""
+        x = self.as_input(x)
         c = self.embed_condition(cond, x.shape[0], x.device)
         h = self.encoder(roll_to_rows(x.to(self.conv_out.weight.dtype), self.substeps), c)
         mean, logvar = self.to_posterior(self._with_cond(h, c)).float().chunk(2, dim=1)  # [B, chunk, positions]
         return DiagonalGaussian(mean.flatten(1), logvar.flatten(1))
 
     def decode(self, z: torch.Tensor, cond: torch.Tensor | None = None, *, frames: int | None = None) -> torch.Tensor:
-        """z: Tensor[B, latent_dim] -> logits Tensor[B, 2, S, P] of p(cell on | z, genre) (see :meth:`probabilities`).
-        ``frames``, when given, must be the segment's S steps: a roll segment has a fixed length."""
+        """z: Tensor[B, latent_dim] -> logits Tensor[B, C, S, P] of p(cell on | z, genre) (see :meth:`probabilities`),
+        and with dynamics (C = 3) the logit of each cell's velocity / 127. ``frames``, when given, must be the
+        segment's S steps: a roll segment has a fixed length."""
         if z.dim() != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"expected z [B, {self.latent_dim}], got {tuple(z.shape)}")
         if frames not in (None, self.steps):
@@ -186,11 +210,11 @@ class PianoRollCVAE(LatentModelBase):
         return rows_to_roll(self.conv_out(self.decoder(h, c)), self.pitches, self.substeps)
 
     def probabilities(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """z: Tensor[B, latent_dim] -> Tensor[B, 2, S, P] in (0, 1): sigmoid of :meth:`decode`."""
+        """z: Tensor[B, latent_dim] -> Tensor[B, C, S, P] in (0, 1): sigmoid of :meth:`decode`."""
         return torch.sigmoid(self.decode(z, cond).float())
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None, temperature: float = 1.0):
-        """Returns (logits Tensor[B, 2, S, P], posterior); z is sampled in training mode, the mode otherwise."""
+        """Returns (logits Tensor[B, C, S, P], posterior); z is sampled in training mode, the mode otherwise."""
         posterior = self.encode(x, cond)
         z = posterior.sample(temperature) if self.training else posterior.mode()
         return self.decode(z, cond), posterior
@@ -204,10 +228,16 @@ class PianoRollCVAE(LatentModelBase):
         return chunks.transpose(1, 2).reshape(chunks.shape[0], -1)
 
     def frame_nll(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """-log p(x | z) per grid step: Bernoulli cross-entropy summed over the onset and sustain cells of each step,
-        Tensor[B, S], nats."""
-        return F.binary_cross_entropy_with_logits(logits.float(), x.float(), reduction="none").sum((1, 3))
+        """-log p(x | z) per grid step, Tensor[B, S], nats: Bernoulli cross-entropy summed over the onset and sustain
+        cells of each step; with dynamics plus the Gaussian velocity term of its onset cells (up to a constant).
+        x: a roll Tensor[B, 2 or 3, S, P] (see :meth:`as_input`); logits: :meth:`decode`'s output."""
+        x, logits = self.as_input(x).float(), logits.float()
+        nll = F.binary_cross_entropy_with_logits(logits[:, :2], x[:, :2], reduction="none").sum((1, 3))
+        if self.velocity:
+            error = (torch.sigmoid(logits[:, 2]) - x[:, 2]) * x[:, 0]
+            nll = nll + (error.square() / (2 * VELOCITY_STD**2)).sum(2)
+        return nll
 
     def frames_of(self, x: torch.Tensor) -> int:
-        """Grid steps S of a segment (x: Tensor[B, 2, S, P])."""
+        """Grid steps S of a segment (x: Tensor[B, 2 or 3, S, P])."""
         return self.steps

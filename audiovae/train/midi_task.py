@@ -49,7 +49,7 @@ class MidiTask(Task):
         self.train_set = MidiFolder(path, cache_dir=cache_dir, split="train", val_fraction=d.val_fraction,
                                     config=self.roll_config, hop_steps=hop_steps_from(self.recipe),
                                     transpose=d.transpose, workers=d.workers, use_genres=d.labels,
-                                    progress=self.progress)
+                                    progress=self.progress, velocity=bool(self.recipe.model.get("velocity", False)))
         self.val_set = self.train_set.with_split("val")
         self.genres = list(self.train_set.genres) if d.labels else []
         return self.train_set, self.val_set
@@ -85,7 +85,8 @@ class MidiTask(Task):
     def validate(self, model) -> dict[str, float]:
         if len(self.val_set) == 0:
             return {}
-        return reconstruction_metrics(unwrap(model), self.val_set.segments, self.val_set.genre_ids)
+        return reconstruction_metrics(unwrap(model), self.val_set.segments, self.val_set.genre_ids,
+                                      velocities=self.val_set.velocities)
 
     @torch.no_grad()
     def save_samples(self, model, step: int, folder: Path) -> None:
@@ -107,7 +108,7 @@ class MidiTask(Task):
             probs = model.probabilities(model.encode(x[None].to(device), cond).mode(), cond)[0].cpu().numpy()
             from ..midi.pianoroll import clean_roll, join_segments
 
-            both = join_segments(np.stack([x.numpy() > 0.5, clean_roll(probs)]))
+            both = join_segments(np.stack([clean_roll(x.numpy()), clean_roll(probs)]))
             save_roll_png(both, folder / "reconstruction.png", config=self.roll_config,
                           title=f"validation segment | reconstruction (step {step})")
 
@@ -115,18 +116,34 @@ class MidiTask(Task):
     def latent_stats(self, model) -> dict:
         """Mean/std of the posterior means over training segments (an even subsample of at most
         LATENT_STATS_MAX_SEGMENTS) and per-genre centroids, encoded with the "no genre" condition so all genres
-        live in one comparable space; and each genre's voice count (generation keeps to it)."""
+        live in one comparable space; and each genre's voice count, longest note, onset grid, velocity levels and
+        segment repeat rate (generation keeps to them)."""
         model = unwrap(model)
         device = next(model.parameters()).device
         segments, genre_ids = self.train_set.segments, self.train_set.genre_ids
+        velocities = self.train_set.velocities if model.velocity else None
         if len(segments) > LATENT_STATS_MAX_SEGMENTS:
             pick = np.linspace(0, len(segments) - 1, LATENT_STATS_MAX_SEGMENTS).astype(np.int64)
             segments, genre_ids = segments[pick], genre_ids[pick]
-        means = torch.cat([model.encode(x.to(device)).mean.cpu() for x, _ in batches(segments, genre_ids)])
+            velocities = None if velocities is None else velocities[pick]
+        means = torch.cat([model.encode(x.to(device)).mean.cpu()
+                           for x, _ in batches(segments, genre_ids, velocities=velocities)])
         centroids = {g: means[torch.from_numpy(genre_ids == i)].mean(0).tolist()
                      for i, g in enumerate(self.genres) if (genre_ids == i).any()}
-        from ..midi.pianoroll import voice_counts
+        from ..midi.pianoroll import longest_notes, onset_grids, velocity_levels, voice_counts
 
+        data = self.train_set
         return {"mean": means.mean(0).tolist(), "std": means.std(0).tolist(), "segments": int(len(means)),
-                "centroids": centroids,
-                "voices": voice_counts(self.train_set.segments, self.train_set.genre_ids, self.genres)}
+                "centroids": centroids, "voices": voice_counts(data.segments, data.genre_ids, self.genres),
+                "longest_note": longest_notes(segments, genre_ids, self.genres),
+                "onset_grid": onset_grids(segments, genre_ids, self.genres, self.roll_config.steps_per_quarter),
+                "velocity_levels": velocity_levels(data.velocities, data.genre_ids, self.genres),
+                "repeats": self.segment_repeats()}
+
+    def segment_repeats(self) -> dict[str, float]:
+        """Each genre's share of 4-bar segments that repeat an earlier one of their piece (audiovae.midi.form)."""
+        from ..midi.form import segment_repeats
+
+        data = self.train_set
+        hop = max(1, self.roll_config.segment_steps // hop_steps_from(self.recipe))
+        return segment_repeats(data.segments, data.piece_ids, data.genre_ids, self.genres, hop=hop)
