@@ -39,6 +39,7 @@ LATEST = "LATEST"
 # classifiers that evaluation trains on real data; "vocoder" models turn log-mels into waveforms.
 _REGISTRY: dict[str, tuple[str, str | type]] = {
     "MelVAE": ("latent", "audiovae.models.mel_vae:MelVAE"),
+    "MelVQVAE": ("latent", "audiovae.models.mel_vqvae:MelVQVAE"),
     "PianoRollCVAE": ("latent", "audiovae.models.pianoroll_cvae:PianoRollCVAE"),
     "AudioGenreClassifier": ("judge", "audiovae.models.judges:AudioGenreClassifier"),
     "GenreClassifier": ("judge", "audiovae.models.judges:GenreClassifier"),

@@ -163,13 +163,68 @@ def cmd_blend(args) -> int:
         mel_a, mel_b = clip_to_mel(model, args.a), clip_to_mel(model, args.b)
         frames = min(mel_a.shape[-1], mel_b.shape[-1])
         cond = genre_condition(model, args.genre)
-        z_a = model.encode(mel_a[None, :, :frames], cond).mode()[0]
-        z_b = model.encode(mel_b[None, :, :frames], cond).mode()[0]
+        # the posterior means: a Gaussian's mode; a VQ model's pre-quantisation vectors (the blend is quantised again)
+        z_a = model.encode(mel_a[None, :, :frames], cond).mean[0]
+        z_b = model.encode(mel_b[None, :, :frames], cond).mean[0]
         z, _ = latent_blend(model, z_a[None], z_b[None], args.alpha, method=args.method, cond_a=cond, cond_b=cond)
         mel = model.decode(z, cond, frames=frames)[0]
         wav = mel_to_waveform(model, mel, vocoder=args.vocoder, n_iter=args.n_iter)
     write_wav(args.out, wav, model_mel_config(model).sample_rate)
     print(f"wrote {args.out}")
+    return 0
+
+
+# --- VQ codes -------------------------------------------------------------------------------------------------
+def _vq_model(args):
+    """The VQ model named by ``args.model``; AudioVAEError when the folder holds another kind of model."""
+    from .models.mel_vqvae import MelVQVAE
+
+    model = shared.load_model_for(args, "audio")
+    if not isinstance(model, MelVQVAE):
+        raise AudioVAEError(f"{args.model} holds a {type(model).__name__}, which has no discrete codes; codes need a "
+                            "VQ model (recipes/mel_vqvae.toml)")
+    return model
+
+
+def cmd_codes(args) -> int:
+    import torch
+
+    from .codes import write_codes
+    from .genres import genre_condition
+    from .inference import clip_to_mel
+
+    model = _vq_model(args)
+    with torch.no_grad():
+        mel = clip_to_mel(model, args.input)[None]
+        codes = model.encode_codes(mel, genre_condition(model, args.genre))[0]
+    write_codes(args.out, codes, model, genre=args.genre, frames=mel.shape[-1])
+    print(f"wrote {args.out}: {codes.shape[0]} x {codes.shape[1]} codes ({model.num_codebooks} codebook(s) of "
+          f"{model.codebook_size}, {model.bits_per_second:.0f} bits/s)")
+    return 0
+
+
+def cmd_decode_codes(args) -> int:
+    import torch
+
+    from .audio.io import write_wav
+    from .codes import read_codes
+    from .genres import genre_condition
+    from .inference import mel_to_waveform, model_mel_config
+
+    model = _vq_model(args)
+    codes, facts = read_codes(args.codes, model)
+    genre = args.genre if args.genre is not None else facts.get("genre")
+    with torch.no_grad():
+        mel = model.decode_codes(codes[None], genre_condition(model, genre), frames=facts.get("frames"))[0]
+        wav = mel_to_waveform(model, mel, vocoder=args.vocoder, n_iter=args.n_iter)
+    config = model_mel_config(model)
+    write_wav(args.output, wav, config.sample_rate)
+    if args.png:
+        from .audio.plots import save_mel_png
+
+        save_mel_png(args.png, [mel], [f"decoded from {Path(args.codes).name}"],
+                     frames_per_second=config.frames_per_second)
+    print(f"wrote {args.output} ({len(wav) / config.sample_rate:.2f} s)")
     return 0
 
 
@@ -459,6 +514,30 @@ def build_parser() -> argparse.ArgumentParser:
     shared.add_decoding(p)
     p.set_defaults(func=cmd_blend)
 
+    p = verbs.add_parser("codes", help="encode an audio file to a VQ model's integer codes",
+                         description="Encode a clip with a VQ model (recipes/mel_vqvae.toml) and write its codes "
+                         "[num_codebooks, latent frames] as .npy; the file records the model's codebook size and a "
+                         "fingerprint of its codebooks, so decode-codes refuses it for another model.")
+    shared.add_model(p, "VQ")
+    p.add_argument("input", help="audio file (wav, flac, ogg, mp3, aiff)")
+    p.add_argument("--out", required=True, help=".npy file to write")
+    shared.add_genre(p)
+    shared.add_device(p)
+    p.set_defaults(func=cmd_codes)
+
+    p = verbs.add_parser("decode-codes", help="turn a VQ model's codes back into sound",
+                         description="Decode a codes .npy written by `audiovae codes` with the same model and vocode "
+                         "it; codes of another model (other codebook size or codebooks) are refused.")
+    shared.add_model(p, "VQ")
+    p.add_argument("codes", help="codes .npy from `audiovae codes`")
+    p.add_argument("output", help="WAV file to write")
+    p.add_argument("--png", help="also write the mel picture here")
+    p.add_argument("--genre", help="genre condition to decode with, a name or a mixture [default: the one the "
+                   "codes were encoded with]")
+    shared.add_vocoder(p)
+    shared.add_device(p)
+    p.set_defaults(func=cmd_decode_codes)
+
     p = verbs.add_parser("score", help="rank files by how anomalous the model finds them, and say where",
                          description="Anomaly scores, most anomalous first. For a mel model with an anomaly "
                          "calibration (every model trained by this version, and default-mel): each file's score is "
@@ -508,12 +587,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("demo", help="open the Gradio demo in a browser",
                          description="Serve the demo page (Blend, MIDI by genre, Explore) on HOST:PORT. Models run on "
                          "the GPU when one is present. A model that cannot be loaded leaves its tabs with a message.")
-    p.add_argument("--mel-model", help="mel VAE run or checkpoint folder [default: the bundled default-mel]")
+    p.add_argument("--mel-model", action="append", help="audio model (mel VAE or any audio latent model): run or "
+                   "checkpoint folder or bundled name; repeat it to offer a choice in the page [default: the bundled "
+                   "default-mel]")
     p.add_argument("--midi-model", help="MIDI CVAE run or checkpoint folder [default: the bundled default-midi]")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 opens it to the network "
                    "[default: 127.0.0.1]")
     p.add_argument("--port", type=int, default=7860, help="port [default: 7860]")
-    p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
+    p.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link: anyone "
+                   "with the link can use the demo (and upload files to this machine) while it runs")
     p.add_argument("--max-seconds", type=float, default=30.0, help="longest clip accepted, seconds [default: 30]")
     shared.add_vocoder(p, iterations=False)
     shared.add_device(p)

@@ -154,8 +154,9 @@ def blend_table(model, classifier, held_out, args) -> dict[str, dict]:
             continue
         ia, ib = model.conditions.index(a), model.conditions.index(b)
         crop = lambda m: m[:, (m.shape[-1] - frames) // 2:(m.shape[-1] - frames) // 2 + frames]  # noqa: E731
-        z_a = model.encode(crop(mel_a)[None], torch.tensor([ia])).mode()
-        z_b = model.encode(crop(mel_b)[None], torch.tensor([ib])).mode()
+        # posterior means: a Gaussian's mode, a VQ model's pre-quantisation vectors (latent_blend quantises again)
+        z_a = model.encode(crop(mel_a)[None], torch.tensor([ia])).mean
+        z_b = model.encode(crop(mel_b)[None], torch.tensor([ib])).mean
         for method in methods:
             probs = []
             for alpha in ALPHAS:
@@ -183,7 +184,7 @@ def main(argv=None) -> int:
     print(f"classifier on held-out recordings: {acc['accuracy']:.1%} of {acc['clips']} ("
           + ", ".join(f"{g} {v:.0%}" for g, v in acc["per_genre"].items()) + ")")
     guidance = model.guidance if args.guidance is None else args.guidance
-    prior = "learned prior" if model.latent_prior is not None else "standard normal prior"
+    prior = "learned prior" if model.latent_prior is not None else "no learned prior"
     print(f"model {args.model} ({prior}); {args.n} samples of {args.seconds:g} s per genre, T={args.temperature:g}, "
           f"guidance {guidance:g}")
     rows = genre_rows(model, classifier, held_out, args)

@@ -20,6 +20,8 @@ TINY_LATENT_MODELS = {  # every registered latent model class, built tiny; a new
                    genres=["a", "b"]),
     "PianoRollCVAE": dict(roll=ROLL, genres=["a", "b"], latent_dim=8, substeps=2, channels=[16], cond_dim=4,
                           prior="autoregressive", prior_hidden=8),
+    "MelVQVAE": dict(frontend={"n_mels": 16}, hidden=16, code_dim=4, codebook_size=8, num_codebooks=2,
+                     blocks_per_stage=1, cond_dim=4, genres=["a", "b"], prior="categorical", prior_hidden=8),
 }
 
 
@@ -50,8 +52,11 @@ def test_every_registered_latent_model_satisfies_the_protocol(name):
     assert x_hat.shape == x.shape
     assert model.latent_kl(posterior, cond).shape == posterior.mean.shape
     eps = torch.randn_like(posterior.mean)
-    with torch.no_grad():
-        assert torch.allclose(model.noise_from_latent(model.latent_from_noise(eps, cond), cond), eps, atol=1e-4)
+    with torch.no_grad():  # noise -> z -> noise -> z gives z back, as the decoder sees it (project_latent)
+        z = model.latent_from_noise(eps, cond)
+        assert torch.allclose(model.latent_from_noise(model.noise_from_latent(z, cond), cond), model.project_latent(z),
+                              atol=1e-4)
+        assert model.project_latent(posterior.mode()).shape == posterior.mode().shape
     assert anomaly_scores(model, x, cond).shape == (2,)
     temporal = {"frames": posterior.mean.shape[-1]} if None in model.latent_shape else {}
     assert prior_samples(model, 3, cond=torch.tensor([1]), **temporal).shape == (3, *posterior.mean.shape[1:])

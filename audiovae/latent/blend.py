@@ -34,6 +34,8 @@ def latent_blend(model, z_a: torch.Tensor, z_b: torch.Tensor, alpha: float, *, m
 
     method: "slerp" / "lerp" on z (each latent frame's channel vector for temporal latents), or "noise": slerp in
     the prior's noise space (see the module docstring; the same as "slerp" under a standard-normal prior).
+    The blend goes through ``model.project_latent``: a VQ model quantises it again (blend its pre-quantisation
+    vectors, ``encode(x).mean``, for a path between the clips' own encoder outputs).
     """
     if method not in BLEND_METHODS:
         raise ParameterError(f"unknown blend method {method!r}; choose one of {', '.join(BLEND_METHODS)}")
@@ -42,7 +44,7 @@ def latent_blend(model, z_a: torch.Tensor, z_b: torch.Tensor, alpha: float, *, m
                              "(align clips of unequal length first: latent.align_latents)")
     cond = mixed_condition(model, cond_a, cond_b, alpha)
     if method != "noise":
-        return interpolate(z_a, z_b, alpha, method=method, dim=1), cond
+        return model.project_latent(interpolate(z_a, z_b, alpha, method=method, dim=1)), cond
     with torch.no_grad():
         eps_a, eps_b = model.noise_from_latent(z_a, cond_a), model.noise_from_latent(z_b, cond_b)
         return model.latent_from_noise(interpolate(eps_a, eps_b, alpha, method="slerp", dim=1), cond), cond

@@ -99,6 +99,13 @@ def _check_latent(model, z: torch.Tensor) -> None:
                              "(with an optional leading batch axis)")
 
 
+def _project(model, z: torch.Tensor) -> torch.Tensor:
+    """``model.project_latent`` on z with or without its leading batch axis (quantises a VQ model's latent)."""
+    if z.dim() == len(model.latent_shape):
+        return model.project_latent(z[None])[0]
+    return model.project_latent(z)
+
+
 def shift_latent(model, z: torch.Tensor, *, source: str | None, target: str, amount: float = 1.0,
                  centroids: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Move z: Tensor[..., *latent_shape] toward genre ``target`` along the centroid direction; same shape.
@@ -107,14 +114,15 @@ def shift_latent(model, z: torch.Tensor, *, source: str | None, target: str, amo
     With source None (genre of z unknown): z + amount * (centroid[target] - time-average of z), so amount 1 puts
     z's average onto the target centroid while keeping its movement over time. Decode the result with no genre
     condition. Meant for unconditional models; it works on any model with centroids (default: the stored ones).
+    The result goes through ``model.project_latent`` (a VQ model quantises it again).
     """
     _check_latent(model, z)
     centroids = genre_centroids(model) if centroids is None else centroids
     if source is None:
         if target not in centroids:
             raise ConfigError(f"no centroid for genre {target!r}; known: {_known(list(centroids))}")
-        return z + amount * (_as_channel_vector(model, centroids[target]).to(z) - _time_average(model, z))
-    return z + amount * _as_channel_vector(model, attribute_vector(centroids, source, target)).to(z)
+        return _project(model, z + amount * (_as_channel_vector(model, centroids[target]).to(z) - _time_average(model, z)))
+    return _project(model, z + amount * _as_channel_vector(model, attribute_vector(centroids, source, target)).to(z))
 
 
 def blend_genres(model, z: torch.Tensor, weights: dict[str, float], *, source: str | None = None,
@@ -154,7 +162,7 @@ def blend_genres(model, z: torch.Tensor, weights: dict[str, float], *, source: s
         raise ParameterError(f"genre weights {weights} hold no positive weight")
     goal = _as_channel_vector(model, sum(float(w) / total * centroids[name] for name, w in weights.items())).to(z)
     if source is None:
-        return z + amount * (goal - _time_average(model, z)), None
+        return _project(model, z + amount * (goal - _time_average(model, z))), None
     if source not in centroids:
         raise ConfigError(f"no centroid for genre {source!r}; known: {_known(list(centroids))}")
-    return z + amount * (goal - _as_channel_vector(model, centroids[source]).to(z)), None
+    return _project(model, z + amount * (goal - _as_channel_vector(model, centroids[source]).to(z))), None

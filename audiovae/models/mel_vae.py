@@ -92,6 +92,12 @@ class MelVAE(LatentModelBase):
 
     def encode(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> DiagonalGaussian:
         """x: Tensor[B, n_mels, frames] natural-log mel -> q(z|x): Tensor[B, C, ceil(frames/time_downsample)]."""
+        return DiagonalGaussian.from_params(self.encode_features(x, cond).float(), dim=1)
+
+    def encode_features(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The encoder network: x Tensor[B, n_mels, frames] natural-log mel -> its output layer's values
+        Tensor[B, enc_out channels, ceil(frames / time_downsample)] (the posterior's parameters here; a subclass
+        such as the VQ-VAE gives ``enc_out`` its own width)."""
         if x.dim() != 3 or x.shape[1] != self.n_mels:
             raise ValueError(f"expected log-mel [B, {self.n_mels}, frames], got {tuple(x.shape)}")
         c = self.embed_condition(cond, x.shape[0], x.device)
@@ -101,8 +107,7 @@ class MelVAE(LatentModelBase):
         h = self.enc_in(h)
         for stage, down in zip(self.enc_stages, self.enc_down):
             h = down(stage(h, c))
-        h = self.enc_out(F.silu(self.enc_mid(h, c)))
-        return DiagonalGaussian.from_params(h.float(), dim=1)
+        return self.enc_out(F.silu(self.enc_mid(h, c)))
 
     def decode(self, z: torch.Tensor, cond: torch.Tensor | None = None, *, frames: int | None = None) -> torch.Tensor:
         """z: Tensor[B, C, T'] -> log-mel Tensor[B, n_mels, frames] (frames defaults to T' * time_downsample)."""

@@ -7,6 +7,10 @@ Equivalently z = f(eps) with eps ~ N(0, I): :meth:`TemporalPrior.sample` runs f 
 :meth:`TemporalPrior.noise` its inverse (one parallel pass). Temperature scales eps. Classifier-free guidance
 pushes the means away from the "no genre" prior's: mean + w * (mean - mean | no genre), both given the same z_<t.
 The output layer starts at zero, so an untrained prior is exactly N(0, I).
+
+:class:`CategoricalPrior` is the same idea over discrete codes (the VQ-VAE's): a GRU over the frames, a categorical
+distribution per code, autoregressive over the residual codebooks within a frame, with temperature, top-k and the
+same guidance on logits.
 """
 from __future__ import annotations
 
@@ -101,3 +105,112 @@ class TemporalPrior(nn.Module):
             previous = mean + torch.exp(0.5 * logvar) * eps[:, t:t + 1].float()
             out.append(previous)
         return torch.cat(out, 1)
+
+
+class CategoricalPrior(nn.Module):
+    """A genre-conditioned autoregressive prior over discrete codes: the VQ-VAE's counterpart of
+    :class:`TemporalPrior`, over time and, for residual codes, over the codebooks of each frame.
+
+    p(codes | genre) = prod_t prod_j p(k_{t,j} | k_{<t}, k_{t,<j}, genre). codes: LongTensor[B, T, n] (T frames, n
+    codebooks of ``size`` codes). A GRU runs over the frames; its input at frame t is the sum of the code embeddings
+    of frame t - 1 (a learned start vector at t = 0) and the genre embedding, so the prior runs for any length.
+    Codebook j of frame t reads the GRU state plus embeddings of the codes k_{t,<j} already drawn for that frame.
+    The output layers start at zero, so an untrained prior is uniform. Sampling takes one uniform number per code,
+    a temperature, top-k and classifier-free guidance on the logits: l + w * (l - l | no genre). ``dropout``: the
+    training-time dropout rate of the code embeddings and of the heads' inputs (a regulariser; off in eval mode).
+    """
+
+    def __init__(self, num_codebooks: int, size: int, cond_dim: int, hidden: int, dropout: float = 0.0):
+        super().__init__()
+        self.num_codebooks, self.size = num_codebooks, size
+        self.dropout = nn.Dropout(dropout)
+        self.start = nn.Parameter(torch.zeros(hidden))
+        self.frame_embed = nn.ModuleList(nn.Embedding(size, hidden) for _ in range(num_codebooks))
+        self.depth_embed = nn.ModuleList(nn.Embedding(size, hidden) for _ in range(num_codebooks - 1))
+        self.inp = nn.Linear(hidden + cond_dim, hidden)
+        self.gru = nn.GRU(hidden, hidden, batch_first=True)
+        self.heads = nn.ModuleList(nn.Linear(hidden, size) for _ in range(num_codebooks))
+        for head in self.heads:
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+
+    def _frame_inputs(self, previous: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """previous: the embedded frames before each step Tensor[B, L, hidden] -> GRU inputs Tensor[B, L, hidden]."""
+        if c is not None:
+            previous = torch.cat([previous, c[:, None].expand(-1, previous.shape[1], -1)], -1)
+        return self.inp(previous)
+
+    def _embed_frames(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes LongTensor[B, L, n] -> the sum of each frame's code embeddings Tensor[B, L, hidden]."""
+        return self.dropout(sum(table(codes[..., j]) for j, table in enumerate(self.frame_embed)))
+
+    def _head(self, h: torch.Tensor, codes: torch.Tensor, j: int) -> torch.Tensor:
+        """Logits Tensor[..., size] of codebook j from the GRU state h Tensor[..., hidden] and the frame's codes
+        LongTensor[..., >= j] of the codebooks before j."""
+        for i in range(j):
+            h = h + self.depth_embed[i](codes[..., i])
+        return self.heads[j](self.dropout(torch.nn.functional.silu(h))).float()
+
+    def logits(self, codes: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """codes: LongTensor[B, T, n] -> logits Tensor[B, T, n, size] of every code given what precedes it
+        (teacher forced)."""
+        frames = self._embed_frames(codes)
+        shifted = torch.cat([self.start.expand(codes.shape[0], 1, -1), frames[:, :-1]], 1)
+        h, _ = self.gru(self._frame_inputs(shifted, c))
+        return torch.stack([self._head(h, codes, j) for j in range(self.num_codebooks)], 2)
+
+    def log_prob(self, codes: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """log p(codes of frame t | earlier codes, genre) per frame, summed over codebooks: Tensor[B, T], nats."""
+        log_p = torch.log_softmax(self.logits(codes, c), -1)
+        return log_p.gather(-1, codes[..., None])[..., 0].sum(-1)
+
+    def sample(self, uniforms: torch.Tensor, c: torch.Tensor | None, *, temperature: torch.Tensor | float = 1.0,
+               top_k: int = 0, guide: torch.Tensor | None = None, guidance: float = 0.0,
+               prefix: torch.Tensor | None = None) -> torch.Tensor:
+        """uniforms: Tensor[B, T, n] in [0, 1) -> codes LongTensor[B, T, n] by inverse-CDF sampling of each code.
+
+        temperature: Tensor[B] or a float; the logits are divided by it (0 takes the most likely code). top_k > 0
+        keeps the k most likely codes. guide: the "no genre" condition for classifier-free guidance of weight
+        ``guidance``. prefix: LongTensor[B, P, n] codes to continue (the returned codes follow them).
+        """
+        batch = uniforms.shape[0]
+        temperature = torch.as_tensor(temperature, dtype=torch.float32, device=uniforms.device).reshape(-1, 1)
+        guided = guide is not None and guidance != 0
+        previous = self.start.expand(batch, 1, -1)
+        state = guide_state = None
+        if prefix is not None and prefix.shape[1]:
+            context = torch.cat([previous, self._embed_frames(prefix)], 1)
+            _, state = self.gru(self._frame_inputs(context[:, :-1], c))
+            if guided:
+                _, guide_state = self.gru(self._frame_inputs(context[:, :-1], guide))
+            previous = context[:, -1:]
+        out = []
+        for t in range(uniforms.shape[1]):
+            h, state = self.gru(self._frame_inputs(previous, c), state)
+            if guided:
+                h_free, guide_state = self.gru(self._frame_inputs(previous, guide), guide_state)
+            frame = torch.zeros(batch, self.num_codebooks, dtype=torch.long, device=uniforms.device)
+            for j in range(self.num_codebooks):
+                logits = self._head(h[:, 0], frame, j)
+                if guided:
+                    logits = logits + guidance * (logits - self._head(h_free[:, 0], frame, j))
+                frame[:, j] = pick_codes(logits, uniforms[:, t, j], temperature, top_k)
+            out.append(frame)
+            previous = self._embed_frames(frame[:, None])
+        return torch.stack(out, 1)
+
+
+def pick_codes(logits: torch.Tensor, uniforms: torch.Tensor, temperature: torch.Tensor, top_k: int = 0
+               ) -> torch.Tensor:
+    """Inverse-CDF draw of one code per row: logits Tensor[B, K], uniforms Tensor[B] in [0, 1), temperature
+    Tensor[B, 1] (rows at 0 take the argmax) -> LongTensor[B]. top_k > 0 keeps only the k largest logits."""
+    if top_k and top_k < logits.shape[-1]:
+        threshold = logits.topk(top_k, -1).values[:, -1:]
+        logits = logits.masked_fill(logits < threshold, float("-inf"))
+    cold = temperature[:, 0] <= 0
+    probs = torch.softmax(logits / temperature.clamp_min(1e-6), -1)
+    cdf = probs.cumsum(-1)
+    value = uniforms.float().clamp(1e-7, 1 - 1e-7) * cdf[:, -1]  # > 0: never a code of probability 0
+    drawn = torch.searchsorted(cdf, value[:, None].contiguous())[:, 0]
+    drawn = drawn.clamp_max(logits.shape[-1] - 1)
+    return torch.where(cold, logits.argmax(-1), drawn)

@@ -69,6 +69,10 @@ class LatentModel(Protocol):
     def to_sequence(self, z: torch.Tensor) -> torch.Tensor:
         """z: Tensor[B, *latent_shape] -> Tensor[B, T, dim]: the latent laid out in time (T latent frames)."""
 
+    def project_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """The nearest latent the decoder was trained on, same shape as z: z itself for a continuous latent, the
+        quantisation of z for a vector-quantised one (the latent toolkit applies it after blending or shifting)."""
+
 
 class LatentModelBase(nn.Module):
     """The protocol's defaults: the prior and a learned genre embedding whose row ``len(genres)`` is "no genre"
@@ -125,6 +129,10 @@ class LatentModelBase(nn.Module):
     def from_sequence(self, sequence: torch.Tensor) -> torch.Tensor:
         """The inverse of :meth:`to_sequence`."""
         raise NotImplementedError(f"{type(self).__name__} does not say how its latent is laid out in time")
+
+    def project_latent(self, z: torch.Tensor) -> torch.Tensor:
+        """z itself: every vector is a latent of a continuous model (a VQ model quantises here)."""
+        return z
 
     def reconstruction_nll(self, x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
         """-log p(x | z) per item, Tensor[B], nats: :meth:`frame_nll` summed over the frames."""

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from ..audio.features import MelConfig
 from ..errors import ConfigError, ParameterError
 
-TASKS = ("mel_vae", "midi_cvae", "mel_prior", "vocoder")
+TASKS = ("mel_vae", "midi_cvae", "mel_prior", "vocoder", "mel_vqvae", "mel_vqvae_prior")
 
 
 @dataclass

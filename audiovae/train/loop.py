@@ -254,6 +254,12 @@ def build_task(recipe: Recipe, run_dir: Path, dist: DistInfo, progress: bool) ->
     if recipe.task == "mel_prior":
         from .prior_task import MelPriorTask
         return MelPriorTask(recipe, run_dir, dist, progress=progress)
+    if recipe.task == "mel_vqvae":
+        from .vq_task import MelVQTask
+        return MelVQTask(recipe, run_dir, dist, progress=progress)
+    if recipe.task == "mel_vqvae_prior":
+        from .vq_prior_task import CodePriorTask
+        return CodePriorTask(recipe, run_dir, dist, progress=progress)
     from .midi_task import MidiTask
     return MidiTask(recipe, run_dir, dist, progress=progress)
 

@@ -26,6 +26,20 @@ from .task import Task
 PRIOR_KEYS = ("vae", "prior_hidden", "window_frames", "guidance")
 
 
+def with_fresh_prior(model_class, vae, prior_args: dict, *, source, what: str):
+    """A ``model_class`` built like the frozen first stage ``vae`` plus ``prior_args``, holding ``vae``'s weights
+    and latent statistics, with only its new ``latent_prior`` trainable (ConfigError naming ``source`` when the
+    weights do not fit ``what``)."""
+    model = model_class(**(dict(vae.init_args) | prior_args))
+    missing, unexpected = model.load_state_dict(vae.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("latent_prior.") for k in missing):
+        raise ConfigError(f"{source} does not fit {what}: missing {missing[:4]}, unexpected {unexpected[:4]}")
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.startswith("latent_prior."))
+    model.latent_stats = vae.latent_stats
+    return model
+
+
 class LatentWindows(torch.utils.data.Dataset):
     """Random windows of ``window`` latent frames from per-recording posteriors; items are
     ``(mean Tensor[C, window], logvar Tensor[C, window], genre id)``. Recordings are drawn in proportion to
@@ -65,9 +79,21 @@ class MelPriorTask(Task):
         return settings
 
     def build_datasets(self):
-        from ..data.audio_folder import AudioFolder
+        from ..models.mel_vqvae import MelVQVAE
 
         settings = self._settings()
+        train_set, val_set = self._splits(settings)
+        if isinstance(self.vae, MelVQVAE):
+            raise ConfigError(f"{settings['vae']} is a VQ-VAE: its prior over codes is recipes/mel_vqvae_prior.toml")
+        window = int(settings.get("window_frames", 64))
+        self.train_windows = LatentWindows(self._encode(train_set), window)
+        self.val_posteriors = self._encode(val_set)
+        return self.train_windows, self.val_posteriors
+
+    def _splits(self, settings: dict):
+        """Load the first stage (``self.vae``) and split the data as it was split: (train_set, val_set)."""
+        from ..data.audio_folder import AudioFolder
+
         self.vae = load(settings["vae"], modality="audio")
         trained = (read_config(resolve(settings["vae"])).get("recipe") or {})
         d, seed = trained.get("data", {}), trained.get("train", {}).get("seed", 0)
@@ -80,10 +106,7 @@ class MelPriorTask(Task):
         if self.vae.conditions and list(train_set.genres) != list(self.vae.conditions):
             raise ConfigError(f"the data's genres {train_set.genres} differ from the VAE's {self.vae.conditions}")
         self.genres, self.train_report, self.val_set = list(self.vae.conditions), train_set.report, val_set
-        window = int(settings.get("window_frames", 64))
-        self.train_windows = LatentWindows(self._encode(train_set), window)
-        self.val_posteriors = self._encode(val_set)
-        return self.train_windows, self.val_posteriors
+        return train_set, val_set
 
     @torch.no_grad()
     def _encode(self, dataset) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
@@ -101,17 +124,8 @@ class MelPriorTask(Task):
 
     def build_model(self) -> MelVAE:
         settings = self._settings()
-        args = dict(self.vae.init_args) | {"prior": "autoregressive"}
-        args |= {k: settings[k] for k in ("prior_hidden", "guidance") if k in settings}
-        model = MelVAE(**args)
-        missing, unexpected = model.load_state_dict(self.vae.state_dict(), strict=False)
-        if unexpected or any(not k.startswith("latent_prior.") for k in missing):
-            raise ConfigError(f"{settings['vae']} does not fit a mel VAE with a prior: missing {missing[:4]}, "
-                              f"unexpected {unexpected[:4]}")
-        for name, parameter in model.named_parameters():
-            parameter.requires_grad_(name.startswith("latent_prior."))
-        model.latent_stats = self.vae.latent_stats
-        return model
+        args = {"prior": "autoregressive"} | {k: settings[k] for k in ("prior_hidden", "guidance") if k in settings}
+        return with_fresh_prior(MelVAE, self.vae, args, source=settings["vae"], what="a mel VAE with a prior")
 
     def _nll_per_frame(self, model, mean, logvar, genre, *, sample: bool) -> torch.Tensor:
         z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar) if sample else mean
