@@ -47,10 +47,11 @@ def tone(seconds: float, freq: float, sample_rate: int) -> np.ndarray:
 
 
 def make_midi_model(folder: Path) -> Path:
-    """A random tiny PianoRollCVAE whose output biases are spread out, so generated pieces hold notes."""
+    """A random tiny PianoRollCVAE with dynamics whose output biases are spread out, so generated pieces hold
+    notes."""
     torch.manual_seed(0)
     model = PianoRollCVAE(roll=ROLL.to_dict(), genres=GENRES, substeps=4, channels=[16], latent_dim=16,
-                          cond_dim=4).eval()
+                          cond_dim=4, velocity=True).eval()
     with torch.no_grad():
         model.conv_out.bias.normal_(-2.5, 1.5)
     return write_model_folder(folder, model)

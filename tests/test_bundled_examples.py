@@ -68,7 +68,9 @@ def mel_folder(tmp_path_factory):
 
 
 def _example_samples(demo) -> list[list[str]]:
-    datasets = [c["props"] for c in demo.get_config_file()["components"] if c.get("type") == "dataset"]
+    """The Blend tab's example pairs (the Explore tab has its own examples: a clip and slider settings)."""
+    datasets = [c["props"] for c in demo.get_config_file()["components"]
+                if c.get("type") == "dataset" and c["props"].get("elem_id") == "blend-examples"]
     return [sample for d in datasets for sample in d["samples"]]
 
 

@@ -15,10 +15,10 @@ import audiovae
 from audiovae.demo import handlers
 from audiovae.demo.handlers import DemoInputError
 from audiovae.demo.models import load_demo_model
-from demo_fixtures import (FRONTEND, GENRES, MAX_SECONDS, make_mel_model, make_midi_model, rms, write_burst,
+from demo_fixtures import (FRONTEND, MAX_SECONDS, make_mel_model, make_midi_model, rms, write_burst,
                            write_tone)
 
-SR, HOP = FRONTEND["sample_rate"], FRONTEND["hop_length"]
+SR = FRONTEND["sample_rate"]
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +44,9 @@ def clips(tmp_path_factory):
 
 
 def expected_samples(seconds: float) -> int:
-    """Griffin-Lim output of a clip of ``seconds`` at the model's rate: (frames - 1) * hop samples."""
-    frames = int(round(seconds * SR)) // HOP + 1
-    return (frames - 1) * HOP
+    """A clip of ``seconds`` comes back exactly as long, at the model's rate (the vocoder's (frames - 1) * hop
+    samples padded to the clip's length)."""
+    return int(round(seconds * SR))
 
 
 def read(path) -> np.ndarray:
@@ -62,8 +62,8 @@ def test_blend_is_a_non_silent_wav_as_long_as_the_aligned_clips(mel, clips, tmp_
     wav = read(result.audio)
     assert len(wav) == expected_samples(seconds)
     assert rms(result.audio) > 1e-3
-    assert result.strip is None
-    assert result.figure.axes[0].get_title() == "A: a.wav" and "α=0.30" in result.figure.axes[2].get_title()
+    assert result.strip is None and result.steps == [] and result.strip_picture is None
+    assert png_size(result.picture)[0] == 1200  # drawn as wide as the page
     assert "α = 0.30" in result.message and "a.wav" in result.message
 
 
@@ -86,6 +86,18 @@ def test_morph_strip_holds_every_step_with_gaps(mel, clips, tmp_path):
     assert not np.allclose(pieces[0], pieces[-1], atol=1e-3)
     # the middle step is the alpha 0.5 blend itself (the same latent, decoded in one batch)
     assert np.allclose(pieces[2], read(result.audio), atol=2e-3)
+    # each step is also its own clip, named by its alpha, the same as its piece of the strip
+    assert [p.name for p in result.steps] == [f"morph_step{i + 1}_alpha{a:.2f}_slerp.wav"
+                                              for i, a in enumerate((0.0, 0.25, 0.5, 0.75, 1.0))]
+    assert all(np.allclose(read(p), piece, atol=1e-4) for p, piece in zip(result.steps, pieces))
+    assert png_size(result.strip_picture)[0] == 1200
+
+
+def png_size(path) -> tuple[int, int]:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.size
 
 
 def _write_bytes(path, data: bytes):
@@ -121,6 +133,19 @@ def test_bad_uploads_get_a_plain_message(mel, clips, tmp_path, case):
     # the same model still blends good clips afterwards
     result = handlers.blend_clips(mel, clips["a"], clips["b"], max_seconds=MAX_SECONDS, out_dir=tmp_path / "out")
     assert rms(result.audio) > 1e-3
+
+
+@pytest.mark.parametrize("case", ["text", "empty", "silent", "too long"])
+def test_upload_check_refuses_what_the_blend_would(mel, tmp_path, case):
+    make, message = BAD_UPLOADS[case]
+    with pytest.raises(DemoInputError, match=message):
+        handlers.check_upload(mel, make(tmp_path), label="Clip A", max_seconds=MAX_SECONDS)
+
+
+def test_upload_check_announces_a_good_clip(mel, clips):
+    ready = handlers.check_upload(mel, clips["a"], label="Clip A", max_seconds=MAX_SECONDS)
+    assert ready == "Clip A (a.wav): 1.5 s, ready"
+    assert handlers.check_upload(mel, None, label="Clip A", max_seconds=MAX_SECONDS) == ""
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -160,7 +185,42 @@ def test_midi_genre_mix_and_seed(midi, tmp_path):
     assert mixed_notes != notes(seed=0)[1]  # the mixture changes the piece
 
 
+def test_midi_tempo_instrument_and_fixed_velocity(midi, tmp_path):
+    fixed = handlers.generate_midi(midi, genre="folk", bars=2, seed=4, tempo=90, program=40, velocity=33,
+                                   out_dir=tmp_path)
+    pm = pretty_midi.PrettyMIDI(str(fixed.midi))
+    assert pm.get_tempo_changes()[1][0] == pytest.approx(90.0, abs=0.01)
+    assert [i.program for i in pm.instruments] == [40]
+    assert {n.velocity for i in pm.instruments for n in i.notes} == {33}
+    assert "at 90 bpm, Violin" in fixed.message and "velocity 33" in fixed.message
+    usual = handlers.generate_midi(midi, genre="folk", bars=2, seed=4, out_dir=tmp_path)
+    pm = pretty_midi.PrettyMIDI(str(usual.midi))
+    assert pm.get_tempo_changes()[1][0] == pytest.approx(110.0, abs=0.01)  # no usual tempo for "folk": the default
+    assert {n.velocity for i in pm.instruments for n in i.notes} != {33}
+    assert "velocities from the model" in usual.message
+    # the same notes either way: tempo, instrument and velocity change only how the file plays
+    assert len(pm.instruments[0].notes) == len(pretty_midi.PrettyMIDI(str(fixed.midi)).instruments[0].notes)
+
+
+def test_piano_roll_picture_is_cropped_to_the_notes_used():
+    from audiovae.demo.plots import cropped_roll
+    from audiovae.midi import RollConfig
+
+    roll = np.zeros((2, 16, 88), bool)
+    roll[:, 0:4, 60 - 21] = True
+    roll[1, 4:8, 64 - 21] = True
+    shown, config = cropped_roll(roll, RollConfig())
+    assert config.pitch_low <= 57 and config.pitch_high >= 67 and 12 <= config.pitch_high - config.pitch_low <= 14
+    assert shown.shape == (2, 16, config.num_pitches) and shown.sum() == roll.sum()
+    assert shown[0, 0, 60 - config.pitch_low]
+    empty = np.zeros((2, 16, 88), bool)
+    assert cropped_roll(empty, RollConfig())[1] == RollConfig()
+
+
 @pytest.mark.parametrize("kwargs, message", [
+    (dict(genre="folk", tempo=10), r"tempo \(bpm\) must be between 30 and 300"),
+    (dict(genre="folk", program=128), r"General MIDI instrument must be between 0 and 127"),
+    (dict(genre="folk", velocity=0), r"note velocity must be between 1 and 127"),
     (dict(genre="rock"), r"unknown genre 'rock'; this model knows: folk, jazz"),
     (dict(genre="folk", second_genre="polka", mix=0.5), r"unknown genre 'polka'; this model knows: folk, jazz"),
     (dict(genre=None, second_genre="jazz", mix=0.5), r"pick the first genre"),
@@ -172,12 +232,23 @@ def test_bad_midi_settings_get_a_plain_message(midi, tmp_path, kwargs, message):
         handlers.generate_midi(midi, out_dir=tmp_path, **kwargs)
 
 
+def test_an_empty_piece_is_reported_not_written(folders, tmp_path):
+    silent = audiovae.load(folders["midi"])
+    with torch.no_grad():
+        silent.conv_out.bias.fill_(-30.0)
+    with pytest.raises(DemoInputError, match="The piece is empty; the model may be under-trained"):
+        handlers.generate_midi(silent, genre="folk", out_dir=tmp_path)
+    assert not list(tmp_path.rglob("*.mid"))
+
+
 def test_prior_sample_per_genre(mel, tmp_path):
     folk = handlers.sample_prior(mel, genre="folk", seconds=1.0, temperature=1.0, seed=0, out_dir=tmp_path)
     jazz = handlers.sample_prior(mel, genre="jazz", seconds=1.0, temperature=1.0, seed=0, out_dir=tmp_path)
     none = handlers.sample_prior(mel, genre=None, seconds=1.0, seed=0, out_dir=tmp_path)
     for result in (folk, jazz, none):
         assert len(read(result.audio)) == expected_samples(1.0) and rms(result.audio) > 1e-3
+    assert len(read(handlers.sample_prior(mel, genre="folk", seconds=2.5, out_dir=tmp_path).audio)) == \
+        expected_samples(2.5)
     assert not np.allclose(read(folk.audio), read(jazz.audio), atol=1e-4)
     assert "jazz" in jazz.message and "no genre" in none.message
     with pytest.raises(DemoInputError, match="unknown genre 'rock'"):
@@ -215,7 +286,7 @@ def test_inspect_shows_the_curve_flags_spans_and_plays_the_worst(mel, tmp_path):
     result = handlers.inspect_clip(mel, burst, threshold=1.0, out_dir=tmp_path)
     assert "flagged span" in result.message and "Playing the worst one" in result.message
     assert 0.3 < len(read(result.audio)) / SR <= 3.0
-    assert len(result.figure.axes) == 2  # the mel above the curve
+    assert png_size(result.picture)[1] > 300  # the mel above the curve
     calm = handlers.inspect_clip(mel, burst, threshold=50.0, out_dir=tmp_path)
     assert "nothing above 50" in calm.message and abs(len(read(calm.audio)) / SR - 1.5) < 0.05
     with pytest.raises(DemoInputError, match="not an audio file"):

@@ -1,4 +1,5 @@
-"""What the demo's buttons do, as plain functions: file paths and numbers in; paths, figures and a status line out.
+"""What the demo's buttons do, as plain functions: file paths and numbers in; paths (wav, PNG, .mid) and a status
+line out. The latent explorer's handlers are in :mod:`audiovae.demo.explorer`.
 
 No gradio here. Every problem a user can cause (a missing, empty, corrupt, silent or too long upload, a setting out
 of range, an unknown genre) raises :class:`DemoInputError` or another :class:`~audiovae.errors.AudioVAEError` whose
@@ -34,6 +35,8 @@ STRIP_STEPS = 5            # alphas 0, 0.25, 0.5, 0.75, 1
 STRIP_GAP_S = 0.3          # silence between the steps of a morph strip
 OUTPUT_MAX_AGE_S = 3600.0  # output folders older than this are removed (gradio has copied them to its cache by then)
 MAX_BARS = 64
+MIN_TEMPO, MAX_TEMPO = 30.0, 300.0  # quarter notes per minute
+MIDI_PREVIEW_RATE = 22050
 MAX_SAMPLE_SECONDS = 30.0
 ROUTES = ("condition", "centroid")
 READABLE = "wav, flac, ogg, mp3 or aiff"
@@ -47,20 +50,24 @@ class DemoInputError(AudioVAEError):
 
 @dataclass
 class BlendResult:
-    """figure: log-mels of A, B and the blend side by side; audio: the blend (wav); strip: the morph strip
-    (wav, alphas 0..1 in STRIP_STEPS steps) or None; message: one status line."""
+    """picture: PNG of the log-mels of A, B and the blend side by side; audio: the blend (wav); strip: the morph
+    strip (wav, alphas 0..1 in STRIP_STEPS steps with STRIP_GAP_S s of silence between) or None; steps: each
+    step of the strip as its own wav ([] without a strip); strip_picture: PNG of the strip with each step's start
+    and α marked, or None; message: one status line."""
 
-    figure: object
+    picture: Path
     audio: Path
     strip: Path | None
+    steps: list[Path]
+    strip_picture: Path | None
     message: str
 
 
 @dataclass
 class AudioResult:
-    """figure: log-mel picture(s); audio: wav; message: one status line."""
+    """picture: PNG of the log-mel(s); audio: wav; message: one status line."""
 
-    figure: object
+    picture: Path
     audio: Path
     message: str
 
@@ -126,15 +133,17 @@ def _genre_or_none(model, genre: str | None) -> str | None:
     return genre
 
 
-def _figure(mels, titles, model):
-    """A mel_figure detached from pyplot's registry (so a long-running app does not pile up figures)."""
-    import matplotlib.pyplot as plt
+def _picture(path: Path, mels, titles, model) -> Path:
+    """A light PNG of log-mels side by side (see :mod:`audiovae.demo.plots`)."""
+    from .plots import mel_panels
 
-    from ..audio.plots import mel_figure
+    return mel_panels(mels, titles, path, frames_per_second=model_mel_config(model).frames_per_second)
 
-    fig = mel_figure(mels, titles, frames_per_second=model_mel_config(model).frames_per_second)
-    plt.close(fig)  # the figure still renders with savefig; pyplot just forgets it
-    return fig
+
+def release_gpu_memory() -> None:
+    """Hand cached GPU memory back after a job (a no-op without CUDA), so a long-running demo does not hold it."""
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 # --- reading uploads -----------------------------------------------------------------------------------------
@@ -172,13 +181,36 @@ def read_clip(model, path: str | os.PathLike | None, *, label: str, max_seconds:
         raise DemoInputError(f"{label} ({name}) {reason}") from None
 
 
+def check_upload(model, path, *, label: str, max_seconds: float) -> str:
+    """The check an upload gets the moment it arrives: :func:`read_clip`'s (not audio, empty, damaged, silent, too
+    short, too long -> DemoInputError). Returns a status line for a good clip ("" when the input was cleared)."""
+    if path is None or str(path) == "":
+        return ""
+    read_clip(model, path, label=label, max_seconds=max_seconds)
+    seconds = clip_samples(model, path) / model_mel_config(model).sample_rate
+    return f"{label} ({Path(path).name}): {seconds:.1f} s, ready"
+
+
 def _encode(model, mel: torch.Tensor, cond=None) -> torch.Tensor:
-    """log-mel Tensor[n_mels, frames] -> posterior mode Tensor[C, latent_frames]."""
-    return model.encode(mel[None], cond).mode()[0]
+    """log-mel Tensor[n_mels, frames] -> the posterior mean Tensor[C, latent_frames] (a Gaussian's mode; a VQ
+    model's continuous encoder output, which its decoder quantises again)."""
+    return model.encode(mel[None], cond).mean[0]
 
 
-def _vocode(model, mel: torch.Tensor, vocoder: str) -> np.ndarray:
-    return mel_to_waveform(model, mel, vocoder=vocoder)
+def _vocode(model, mel: torch.Tensor, vocoder: str, samples: int | None = None) -> np.ndarray:
+    """log-mel [n_mels, frames] -> waveform float32 [samples]. A vocoder gives (frames - 1) * hop samples, up to a
+    hop short of the clip the mel came from; ``samples`` pads (or trims) it to that length, so a 10 s clip comes
+    back as 10 s and the page's players show the same duration as the input's."""
+    wav = mel_to_waveform(model, mel, vocoder=vocoder)
+    if samples is None:
+        return wav
+    return np.pad(wav, (0, samples - len(wav))) if len(wav) < samples else wav[:samples]
+
+
+def clip_samples(model, path) -> int:
+    """How many samples ``path`` lasts at the model's sample rate (what reading it resampled gives)."""
+    info = sf.info(str(path))
+    return int(round(info.frames * model_mel_config(model).sample_rate / info.samplerate))
 
 
 # --- Blend ---------------------------------------------------------------------------------------------------
@@ -191,8 +223,8 @@ def blend_clips(model, path_a, path_b, *, alpha: float = 0.5, method: str = "sle
     alpha: 0 = A, 1 = B. method: "slerp" or "lerp" of the latents, or "noise" (slerp in the noise space of the
     model's prior, see :func:`audiovae.latent.latent_blend`). align: how clips of unequal length meet ("crop" to the
     shorter, "loop" or "stretch" the shorter to the longer). strip: also render a morph strip, alphas 0..1 in
-    STRIP_STEPS steps with STRIP_GAP_S s of silence between. The blend lasts (frames - 1) * hop_length samples,
-    frames being the shorter clip's mel frames for "crop", the longer's otherwise.
+    STRIP_STEPS steps with STRIP_GAP_S s of silence between. The blend (and each strip step) lasts as long as the
+    shorter clip for "crop", the longer otherwise, to the sample at the model's rate.
     """
     alpha = _check_range("α", alpha, 0.0, 1.0)
     method = _check_choice("the interpolation", method, BLEND_METHODS)
@@ -206,28 +238,37 @@ def blend_clips(model, path_a, path_b, *, alpha: float = 0.5, method: str = "sle
     alphas = [alpha] + ([i / (STRIP_STEPS - 1) for i in range(STRIP_STEPS)] if strip else [])
     z_a, z_b = align_latents(z_a, z_b, mode=align)
     z = torch.cat([latent_blend(model, z_a[None], z_b[None], a, method=method)[0] for a in alphas])
+    samples = (min if align == "crop" else max)(clip_samples(model, path_a), clip_samples(model, path_b))
     mels = model.decode(z, None, frames=frames)
     config = model_mel_config(model)
     out = fresh_dir(out_dir, "blend")
     _report(progress, 0.4, "vocoding the blend")
-    blend_path = write_wav(out / f"blend_alpha{alpha:.2f}_{method}.wav", _vocode(model, mels[0], vocoder),
+    blend_path = write_wav(out / f"blend_alpha{alpha:.2f}_{method}.wav", _vocode(model, mels[0], vocoder, samples),
                            config.sample_rate)
-    strip_path = None
+    strip_path, step_paths, strip_png = None, [], None
     if strip:
         gap = np.zeros(int(STRIP_GAP_S * config.sample_rate), np.float32)
         pieces = []
-        for i, mel in enumerate(mels[1:]):
-            _report(progress, 0.5 + 0.5 * i / STRIP_STEPS, f"vocoding morph step {i + 1}/{STRIP_STEPS}")
-            pieces += [_vocode(model, mel, vocoder), gap]
+        for i, (a, mel) in enumerate(zip(alphas[1:], mels[1:])):
+            _report(progress, 0.5 + 0.4 * i / STRIP_STEPS, f"vocoding morph step {i + 1}/{STRIP_STEPS}")
+            wav = _vocode(model, mel, vocoder, samples)
+            step_paths.append(write_wav(out / f"morph_step{i + 1}_alpha{a:.2f}_{method}.wav", wav,
+                                        config.sample_rate))
+            pieces += [wav, gap]
         strip_path = write_wav(out / f"morph_strip_{method}.wav", np.concatenate(pieces[:-1]), config.sample_rate)
+        from .plots import strip_picture
+
+        strip_png = strip_picture(mels[1:], alphas[1:], STRIP_GAP_S, out / "morph_strip.png",
+                                  frames_per_second=config.frames_per_second,
+                                  title=f"morph strip, A to B ({method}): each step starts at a dashed line")
     name_a, name_b = Path(path_a).name, Path(path_b).name
-    figure = _figure([mel_a, mel_b, mels[0]], [f"A: {name_a}", f"B: {name_b}", f"blend α={alpha:.2f} ({method})"],
-                     model)
-    seconds = (frames - 1) * config.hop_length / config.sample_rate
+    picture = _picture(out / "blend.png", [mel_a, mel_b, mels[0]],
+                       [f"A: {name_a}", f"B: {name_b}", f"blend α={alpha:.2f} ({method})"], model)
+    seconds = samples / config.sample_rate
     message = (f"Blended {name_a} and {name_b} at α = {alpha:.2f} ({method}, {align}): {seconds:.1f} s"
-               + (f"; morph strip of {STRIP_STEPS} steps" if strip else ""))
+               + (f"; morph strip of {STRIP_STEPS} steps of {seconds:.1f} s" if strip else ""))
     _report(progress, 1.0, "done")
-    return BlendResult(figure, blend_path, strip_path, message)
+    return BlendResult(picture, blend_path, strip_path, step_paths, strip_png, message)
 
 
 # --- Explore -------------------------------------------------------------------------------------------------
@@ -249,12 +290,16 @@ def sample_prior(model, *, genre: str | None = None, seconds: float = 4.0, tempe
     _report(progress, 0.4, "vocoding")
     label = genre or "no genre"
     out = fresh_dir(out_dir, "sample")
-    audio = write_wav(out / f"sample_{_slug(label)}_seed{int(seed)}.wav", _vocode(model, mel, vocoder),
+    audio = write_wav(out / f"sample_{_slug(label)}_seed{int(seed)}.wav",
+                      _vocode(model, mel, vocoder, int(seconds * config.sample_rate)),
                       config.sample_rate)
-    figure = _figure([mel], [f"prior sample: {label} (T={temperature:g}, seed {int(seed)})"], model)
+    picture = _picture(out / "sample.png", [mel], [f"prior sample: {label} (T={temperature:g}, seed {int(seed)})"],
+                       model)
     _report(progress, 1.0, "done")
     message = f"Sampled {seconds:g} s of {label} at temperature {temperature:g}, seed {int(seed)}"
-    return AudioResult(figure, audio, message)
+    if temperature == 0:
+        message += " (at temperature 0 every seed gives the same sample)"
+    return AudioResult(picture, audio, message)
 
 
 @torch.no_grad()
@@ -293,10 +338,11 @@ def shift_clip(model, path, *, target: str, amount: float = 1.0, source: str | N
     config = model_mel_config(model)
     out = fresh_dir(out_dir, "shift")
     audio = write_wav(out / f"{_slug(Path(path).stem)}_to_{_slug(target)}_{amount:.2f}.wav",
-                      _vocode(model, shifted, vocoder), config.sample_rate)
-    figure = _figure([mel, shifted], [f"clip: {Path(path).name}", f"{amount:.2f} toward {target} ({route})"], model)
+                      _vocode(model, shifted, vocoder, clip_samples(model, path)), config.sample_rate)
+    picture = _picture(out / "shift.png", [mel, shifted],
+                       [f"clip: {Path(path).name}", f"{amount:.2f} toward {target} ({route})"], model)
     _report(progress, 1.0, "done")
-    return AudioResult(figure, audio, f"Moved {Path(path).name} {amount:.2f} of the way toward {target} "
+    return AudioResult(picture, audio, f"Moved {Path(path).name} {amount:.2f} of the way toward {target} "
                                       f"through the {route} (from {source or 'unknown genre'})")
 
 
@@ -337,6 +383,8 @@ def inspect_clip(model, path, *, threshold: float | None = None, max_seconds: fl
 
     figure = anomaly_figure(mel, curve, spans, threshold=threshold, frames_per_second=config.frames_per_second,
                             curve_rate=rate, title=name)
+    picture = out / "inspect.png"
+    figure.savefig(picture, dpi=80)
     plt.close(figure)
     _report(progress, 1.0, "done")
     if spans:
@@ -346,22 +394,38 @@ def inspect_clip(model, path, *, threshold: float | None = None, max_seconds: fl
     else:
         message = (f"{name}: nothing above {threshold:g} standard deviations (worst window {float(curve.max()):.1f}). "
                    "Playing the worst 1 s window.")
-    return AudioResult(figure, audio, message)
+    return AudioResult(picture, audio, message)
 
 
 # --- MIDI by genre -------------------------------------------------------------------------------------------
 @torch.no_grad()
 def generate_midi(model, *, genre: str | None, second_genre: str | None = None, mix: float = 0.0, bars: int = 8,
-                  temperature: float = 0.8, seed: int = 0, out_dir: str | os.PathLike,
-                  progress: Progress = None) -> MidiResult:
+                  temperature: float = 0.8, seed: int = 0, tempo: float | None = None, program: int | None = None,
+                  velocity: int | None = None, out_dir: str | os.PathLike, progress: Progress = None) -> MidiResult:
     """One MIDI piece of ``bars`` bars from the piano-roll CVAE under ``genre`` (None = no genre), or a mixture
-    (1 - mix) * genre + mix * second_genre; writes .mid, a piano-roll .png and a preview .wav."""
-    from ..midi.generate import generate_pieces, genre_defaults, save_piece
+    (1 - mix) * genre + mix * second_genre; writes .mid, a piano-roll .png (pitch axis cropped to the notes used
+    plus a margin) and a preview .wav.
+
+    tempo: quarter notes per minute (MIN_TEMPO..MAX_TEMPO), None = the genre's usual tempo. program: General MIDI
+    program 0..127, None = the genre's usual instrument. velocity: None keeps what the model wrote (its predicted
+    dynamics, or the fixed default of a model without them); 1..127 sets every note to that velocity.
+    """
+    import pretty_midi
+
+    from ..midi.generate import empty_message, generate_pieces, genre_defaults, save_piece
+    from ..midi.render import render_audio, save_roll_png
+    from .plots import cropped_roll
 
     genre, second_genre = _genre_or_none(model, genre), _genre_or_none(model, second_genre)
     mix = _check_range("the mix weight", mix, 0.0, 1.0)
     bars = int(_check_range("bars", bars, 1, MAX_BARS))
     temperature = _check_range("temperature", temperature, 0.0, 3.0)
+    if tempo is not None:
+        tempo = _check_range("the tempo (bpm)", tempo, MIN_TEMPO, MAX_TEMPO)
+    if program is not None:
+        program = int(_check_range("the General MIDI instrument", program, 0, 127))
+    if velocity is not None:
+        velocity = int(_check_range("the note velocity", velocity, 1, 127))
     if second_genre and not genre:
         raise DemoInputError("pick the first genre before a second one to mix in")
     weights = {genre: 1.0 - mix} if genre else {}
@@ -371,12 +435,33 @@ def generate_midi(model, *, genre: str | None, second_genre: str | None = None, 
     label = "+".join(f"{g}={w:.2f}" if len(weights) > 1 else g for g, w in weights.items()) or "no genre"
     _report(progress, 0.1, "generating")
     roll = generate_pieces(model, n=1, bars=bars, genre=cond, temperature=temperature, seed=int(seed))[0]
-    tempo, program = genre_defaults(model, cond)
+    if not roll[:2].any():
+        raise DemoInputError(empty_message(1, 1) + " Nothing was written.")
+    usual_tempo, usual_program = genre_defaults(model, cond)
+    tempo = usual_tempo if tempo is None else tempo
+    program = usual_program if program is None else program
     _report(progress, 0.5, "writing MIDI and rendering the preview")
     out = fresh_dir(out_dir, "midi")
-    paths = save_piece(roll, out / f"{_slug(label)}_seed{int(seed)}", config=model.roll, tempo=tempo,
-                       program=program, png=True, preview=True, title=f"{label} (T={temperature:g}, seed {int(seed)})")
-    notes = int(roll[0].sum())
+    stem = out / f"{_slug(label)}_seed{int(seed)}"
+    midi_path = save_piece(roll, stem, config=model.roll, tempo=tempo, program=program, velocity=velocity)[0]
+    pm = pretty_midi.PrettyMIDI(str(midi_path))
+    preview = write_wav(stem.parent / f"{stem.name}.wav", render_audio(pm, sample_rate=MIDI_PREVIEW_RATE),
+                        MIDI_PREVIEW_RATE)
+    shown, shown_config = cropped_roll(roll, model.roll)
+    picture = save_roll_png(shown, stem.parent / f"{stem.name}.png", config=shown_config,
+                            title=f"{label} (T={temperature:g}, seed {int(seed)})")
+    notes = sum(len(i.notes) for i in pm.instruments)
     _report(progress, 1.0, "done")
-    return MidiResult(paths[1], paths[2], paths[0], f"Generated {bars} bars of {label} at {tempo:g} bpm "
-                                                    f"({notes} notes, temperature {temperature:g}, seed {int(seed)})")
+    dynamics = f"velocity {velocity}" if velocity is not None else "velocities from the model"
+    message = (f"Generated {bars} bars of {label} at {tempo:g} bpm, {gm_instrument_name(program)} ({notes} notes, "
+               f"{dynamics}, temperature {temperature:g}, seed {int(seed)})")
+    if temperature == 0:
+        message += "; at temperature 0 every seed gives the same piece"
+    return MidiResult(picture, preview, midi_path, message)
+
+
+def gm_instrument_name(program: int) -> str:
+    """"Acoustic Grand Piano" for General MIDI program 0, ... (program 0..127)."""
+    import pretty_midi
+
+    return pretty_midi.program_to_instrument_name(int(program))
