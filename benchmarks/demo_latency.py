@@ -55,25 +55,36 @@ def _timed_async(store: list, fn):
     return wrapper
 
 
-def fifteen_second_clips(data: Path) -> tuple[Path, Path]:
-    """Two clips of 15 s from different genre folders of ``data`` (audio_genres holds 15 s clips)."""
+def fifteen_second_clips(data: Path, scratch: Path) -> tuple[Path, Path]:
+    """Two clips of 15 s from different genre folders of ``data``: the first recording of each folder that lasts at
+    least 15 s, cut to its middle 15 s as a wav in ``scratch`` (audio_genres holds 15 s clips; music_real whole
+    tracks). Unreadable files are passed over."""
     import soundfile as sf
 
     found = []
     for folder in sorted(p for p in data.iterdir() if p.is_dir()):
         for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in (".ogg", ".wav", ".flac") and abs(sf.info(str(path)).duration - 15.0) < 0.05:
-                found.append(path)
-                break
+            try:
+                info = sf.info(str(path))
+            except (RuntimeError, sf.LibsndfileError):
+                continue
+            if info.duration < 15.0 - 0.05:
+                continue
+            start = int((info.duration - 15.0) / 2 * info.samplerate)
+            audio, rate = sf.read(str(path), start=max(start, 0), frames=int(15.0 * info.samplerate), always_2d=True)
+            clip = scratch / f"{folder.name}_{path.stem}.wav"
+            sf.write(str(clip), audio, rate)
+            found.append(clip)
+            break
         if len(found) == 2:
             return found[0], found[1]
-    raise SystemExit(f"{data} holds no two 15 s clips in two genre folders")
+    raise SystemExit(f"{data} holds no two recordings of at least 15 s in two genre folders")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data" /
-                                              "audio_genres"), help="folder with genre subfolders of 15 s clips")
+                                              "audio_genres"), help="folder with genre subfolders of recordings of 15 s or more")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--mel-model", default=None)
     parser.add_argument("--vocoder", default="auto")
@@ -89,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     from audiovae.demo.app import build_demo, launch
     from audiovae.examples import examples_dir
 
-    clip_a, clip_b = fifteen_second_clips(Path(args.data))
+    import atexit
+    import shutil
+
+    scratch = Path(tempfile.mkdtemp(prefix="audiovae-latency-"))
+    atexit.register(shutil.rmtree, scratch, True)
+    clip_a, clip_b = fifteen_second_clips(Path(args.data), scratch)
     slider_clip = examples_dir() / "rock.ogg"
     handler_times = {"blend": [], "move": []}
     server_times: list[float] = []
