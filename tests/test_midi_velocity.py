@@ -234,3 +234,22 @@ def test_velocities_snap_to_the_levels_a_genre_plays():
         model.conv_out.bias.view(3, -1)[:2].fill_(0.5)
     piece = generate_pieces(model, n=1, bars=2, genre="a", seed=0)[0]
     assert set(piece[2][piece[0] > 0].tolist()) == {90}
+
+
+def test_genres_can_have_their_own_guidance(tmp_path):
+    from audiovae.midi.generate import decode_rolls, default_guidance
+
+    torch.manual_seed(0)
+    model = PianoRollCVAE(roll=ROLL.to_dict(), genres=["a", "b"], cond_dim=4, substeps=4, channels=[16],
+                          latent_dim=16, guidance=2.0, genre_guidance={"a": 4.0}).eval()
+    assert default_guidance(model, torch.tensor([0])) == 4.0 and default_guidance(model, torch.tensor([1])) == 2.0
+    assert default_guidance(model, torch.tensor([[0.25, 0.75]])) == pytest.approx(2.5)  # weighed by the mixture
+    assert default_guidance(model, None) == 2.0
+    z = torch.randn(3, 16)
+    assert np.allclose(decode_rolls(model, z, torch.tensor([0])), decode_rolls(model, z, torch.tensor([0]), guidance=4.0))
+    assert not np.allclose(decode_rolls(model, z, torch.tensor([0])),
+                           decode_rolls(model, z, torch.tensor([0]), guidance=2.0))
+    assert load_model(write_model_folder(tmp_path / "m", model)).genre_guidance == {"a": 4.0}
+    with pytest.raises(ValueError, match="does not know"):
+        PianoRollCVAE(roll=ROLL.to_dict(), genres=["a"], substeps=4, channels=[16], latent_dim=16,
+                      genre_guidance={"polka": 1.0})

@@ -18,7 +18,7 @@ import torch
 from ..errors import AudioVAEError, ConfigError
 from ..checkpoint import load, read_config, write_model_folder
 from ..models.judges import GenreClassifier, balanced_draw, fit_classifier
-from .generate import decode_rolls, default_guidance, retarget_latent, rolls_for
+from .generate import decode_rolls, retarget_latent, rolls_for
 from .form import SIMILAR
 from .pianoroll import SUSTAIN, RollConfig, roll_tensor, with_velocity
 
@@ -258,7 +258,6 @@ def evaluate_model(model, data: str | Path, *, cache_dir: str | Path | None = No
     recon = {k.removeprefix("val/"): v for k, v in
              reconstruction_metrics(model, val.segments, val.genre_ids, velocities=val.velocities).items()}
     log(f"genre control ({per_genre} segments per genre and temperature) ...")
-    guidance = default_guidance(model) if guidance is None else guidance
     control, generated = genre_control(model, classifier, per_genre=per_genre, temperatures=temperatures, seed=seed,
                                        guidance=guidance)
     log("note statistics (an independent judge on real training windows, overlapping areas) ...")
@@ -273,10 +272,17 @@ def evaluate_model(model, data: str | Path, *, cache_dir: str | Path | None = No
                      seed=seed, guidance=guidance)
     return {"model": str(folder), "data": str(data), "genres": genres, "classifier_real_held_out": real,
             "reconstruction": recon, "genre_control": control, "transfer": transfer,
-            "novelty": novel | {"temperature": float(temperatures[-1])}, "guidance": guidance,
+            "novelty": novel | {"temperature": float(temperatures[-1])},
+            "guidance": guidance if guidance is not None else guidance_setting(model),
             "note_statistics": notes | {"temperature": float(temperatures[-1])},
             "form": {"bars": form_bars, "threshold": SIMILAR, "per_genre": form},
             "seconds": round(time.perf_counter() - started, 1)}
+
+
+def guidance_setting(model) -> str:
+    """The model's own guidance as the report states it: "2" or "2 (baroque_chorale 3, german_folk 1)"."""
+    own = ", ".join(f"{g} {w:g}" for g, w in model.genre_guidance.items())
+    return f"{model.guidance:g}" + (f" ({own})" if own else "")
 
 
 def long_form(model, data, piece_paths: list[str], *, bars: int, pieces: int, temperature: float, seed: int,
@@ -338,7 +344,7 @@ def format_report(report: dict) -> str:
              f"-ELBO {r['nelbo']:.1f} nats per segment, {int(r['active_units'])} active units",
              "",
              f"genre accuracy (classifier trained on real training pieces; share assigned to the wanted genre; "
-             f"generation with classifier-free guidance {report.get('guidance', 0.0):g})"]
+             f"generation with classifier-free guidance {report.get('guidance', 0.0)})"]
     columns = ["real held-out"] + [f"generated {t}" for t in report["genre_control"]] + ["transfer into"]
     width = max(len(g) for g in genres + ["overall", "balanced (mean)"]) + 2
     lines.append("".join([" " * width] + [f"{c:>16}" for c in columns]))

@@ -81,9 +81,15 @@ def _condition_batch(cond: torch.Tensor | None, batch: int, device) -> torch.Ten
     return None if cond is None else cond.to(device).expand(batch, *cond.shape[1:])
 
 
-def default_guidance(model) -> float:
-    """The model's own classifier-free guidance weight for generation (``guidance`` in its config; 0 = none)."""
-    return float(model.guidance)
+def default_guidance(model, cond: torch.Tensor | None = None) -> float:
+    """The model's own classifier-free guidance weight for generation under ``cond``: ``guidance`` in its config
+    (0 = none), or for a genre with its own weight (``genre_guidance``) that one; a mixture weighs its genres'
+    weights by its mixture weights."""
+    weights = model.genre_guidance
+    if cond is None or not weights:
+        return float(model.guidance)
+    mixture = as_weights(model, cond[:1])[0].tolist()
+    return float(sum(w * weights.get(g, model.guidance) for g, w in zip(model.conditions, mixture)))
 
 
 def guided_probabilities(model, z: torch.Tensor, cond: torch.Tensor | None, guidance: float) -> torch.Tensor:
@@ -118,7 +124,7 @@ def decode_rolls(model, z: torch.Tensor, cond: torch.Tensor | None, *, from_nois
     classifier-free guidance weight for the decoder (see :func:`guided_probabilities`) and, for prior samples,
     the prior (None = the model's default).
     """
-    guidance = default_guidance(model) if guidance is None else guidance
+    guidance = default_guidance(model, cond) if guidance is None else guidance
     if guidance < 0:
         raise ParameterError(f"guidance must be >= 0, got {guidance}")
     device = next(model.parameters()).device

@@ -116,6 +116,7 @@ class PianoRollCVAE(LatentModelBase):
         guidance: the default classifier-free guidance weight for generation (see
             :func:`audiovae.midi.generate.guided_probabilities`); it does not change training.
         velocity: carry dynamics as a third channel (see the module doc).
+        genre_guidance: guidance weights of single genres that differ from ``guidance`` (name -> weight).
     """
 
     modality = "midi"
@@ -123,13 +124,17 @@ class PianoRollCVAE(LatentModelBase):
     def __init__(self, *, roll: dict | None = None, genres: list[str] | tuple[str, ...] = (), latent_dim: int = 256,
                  substeps: int = 4, channels: list[int] | tuple[int, ...] = (256,), blocks_per_stage: int = 1,
                  cond_dim: int = 32, cond_dropout: float = 0.1, prior: str = "standard", prior_hidden: int = 256,
-                 guidance: float = 0.0, velocity: bool = False):
+                 guidance: float = 0.0, velocity: bool = False, genre_guidance: dict[str, float] | None = None):
         super().__init__(genres=genres, cond_dim=cond_dim, cond_dropout=cond_dropout)
         from ..midi.pianoroll import RollConfig  # deferred: models do not need the MIDI stack at import time
 
         self.roll = RollConfig(**(roll or {}))
         self.latent_dim = latent_dim
         self.guidance = float(guidance)
+        self.genre_guidance = {str(g): float(w) for g, w in (genre_guidance or {}).items()}
+        unknown = sorted(set(self.genre_guidance) - set(self.conditions))
+        if unknown:
+            raise ValueError(f"genre_guidance names genres the model does not know: {unknown}")
         self.steps, self.pitches, self.substeps = self.roll.segment_steps, self.roll.num_pitches, substeps
         channels = tuple(channels)
         reduction = substeps * 2 ** (len(channels) - 1) if channels else 0
