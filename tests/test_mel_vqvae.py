@@ -95,6 +95,9 @@ def test_code_statistics_count_usage_and_perplexity():
     stats = code_statistics(codes, 8)
     assert stats["usage"] == 0.5 and stats["dead"] == 0.5
     assert stats["perplexity"] == pytest.approx(4.0) and stats["perplexity_ratio"] == pytest.approx(0.5)
+    two = code_statistics(torch.tensor([[0, 1, 2, 3] * 5, [0, 1] * 10]), 8)  # the second codebook uses 2 codes
+    assert two["perplexity_ratio"] == pytest.approx(0.375) and two["worst_perplexity_ratio"] == pytest.approx(0.25)
+    assert two["dead"] == pytest.approx(0.625) and two["worst_dead"] == pytest.approx(0.75)
 
 
 # --- the model --------------------------------------------------------------------------------------------------

@@ -187,7 +187,8 @@ class ResidualQuantiser(nn.Module):
 def code_statistics(codes: torch.Tensor, codebook_size: int) -> dict[str, float]:
     """How a set of codes LongTensor[num_codebooks, N] uses its codebooks, averaged over the codebooks: "usage" (share
     of the K codes used at least once), "perplexity" (exp of the entropy of the code histogram, in codes; K when
-    every code is equally frequent), "perplexity_ratio" (perplexity / K) and "dead" (share never used)."""
+    every code is equally frequent), "perplexity_ratio" (perplexity / K) and "dead" (share never used); and the
+    weakest codebook's "worst_perplexity_ratio" and "worst_dead", which an average over codebooks hides."""
     usage, perplexity = [], []
     for row in codes:
         p = torch.bincount(row.flatten(), minlength=codebook_size).float()
@@ -195,4 +196,5 @@ def code_statistics(codes: torch.Tensor, codebook_size: int) -> dict[str, float]
         usage.append(float((p > 0).float().mean()))
         perplexity.append(float(torch.exp(-(p[p > 0] * p[p > 0].log()).sum())))
     used, ppl = sum(usage) / len(usage), sum(perplexity) / len(perplexity)
-    return {"usage": used, "perplexity": ppl, "perplexity_ratio": ppl / codebook_size, "dead": 1.0 - used}
+    return {"usage": used, "perplexity": ppl, "perplexity_ratio": ppl / codebook_size, "dead": 1.0 - used,
+            "worst_perplexity_ratio": min(perplexity) / codebook_size, "worst_dead": 1.0 - min(usage)}

@@ -52,6 +52,8 @@ class MelVQTask(MelTask):
         usage = code_statistics(torch.cat(codes, 1), model.codebook_size)
         return figures | {"val/codebook_usage": usage["usage"], "val/perplexity": usage["perplexity"],
                           "val/perplexity_ratio": usage["perplexity_ratio"], "val/dead_codes": usage["dead"],
+                          "val/worst_perplexity_ratio": usage["worst_perplexity_ratio"],
+                          "val/worst_dead_codes": usage["worst_dead"],
                           "val/bits_per_second": model.bits_per_second}
 
     def anomaly_calibration(self, model) -> dict | None:
