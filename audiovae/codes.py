@@ -56,7 +56,8 @@ def write_codes(path: str | os.PathLike, codes: torch.Tensor, model, *, genre: s
 
 def read_codes(path: str | os.PathLike, model) -> tuple[torch.Tensor, dict]:
     """(codes LongTensor[num_codebooks, T'], the file's facts: genre, frames, ...) from a file written by
-    :func:`write_codes` for this model; AudioVAEError naming the file when it is not a code file or was written for other codebooks."""
+    :func:`write_codes` for this model; AudioVAEError naming the file when it is not a code file or was written for
+    other codebooks."""
     path = Path(path)
     try:
         array = np.load(path, allow_pickle=False)

@@ -121,7 +121,8 @@ def shift_latent(model, z: torch.Tensor, *, source: str | None, target: str, amo
     if source is None:
         if target not in centroids:
             raise ConfigError(f"no centroid for genre {target!r}; known: {_known(list(centroids))}")
-        return _project(model, z + amount * (_as_channel_vector(model, centroids[target]).to(z) - _time_average(model, z)))
+        toward = _as_channel_vector(model, centroids[target]).to(z) - _time_average(model, z)
+        return _project(model, z + amount * toward)
     return _project(model, z + amount * _as_channel_vector(model, attribute_vector(centroids, source, target)).to(z))
 
 

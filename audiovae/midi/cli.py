@@ -64,8 +64,8 @@ def cmd_transfer_midi(args) -> int:
     _, program = _tempo_program(args, model, target)
     tempo = args.tempo if args.tempo is not None else source_tempo
     if not out_roll[:2].any():
-        raise AudioVAEError(f"the transfer of {args.input} to {args.to} is empty; nothing was written. The model may be "
-                            "under-trained; try another --guidance or a model trained longer.")
+        raise AudioVAEError(f"the transfer of {args.input} to {args.to} is empty; nothing was written. The model may "
+                            "be under-trained; try another --guidance or a model trained longer.")
     paths = save_piece(out_roll, out.parent / out.stem, config=model.roll,
                        tempo=tempo, program=program, png=args.png, preview=args.preview, velocity=args.velocity,
                        title=f"{Path(args.input).name} -> {args.to}")
