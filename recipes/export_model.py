@@ -46,10 +46,10 @@ def _note_statistics_lines(evaluation: dict) -> list[str]:
     notes = evaluation.get("note_statistics")
     if not notes:
         return []
-    transfer = evaluation["transfer"].get("notes", {}).get("table", {})
-    into = {g: [row[g] for row in transfer.values() if g in row] for g in evaluation["genres"]}
-    conv_into = {g: [row[g] for row in evaluation["transfer"]["table"].values() if g in row]
-                 for g in evaluation["genres"]}
+    from audiovae.midi.classify import transfer_into
+
+    into = transfer_into(evaluation["transfer"].get("notes", {}).get("table", {}), evaluation["genres"])
+    conv_into = transfer_into(evaluation["transfer"]["table"], evaluation["genres"])
     form = evaluation.get("form", {}).get("per_genre", {})
     lines = ["", f"Note statistics (an independent gradient-boosted judge on notes read with pretty_midi, "
                  f"{notes['judge_real_held_out']['accuracy']:.1%} right on real held-out windows; generated at "
@@ -60,7 +60,7 @@ def _note_statistics_lines(evaluation: dict) -> list[str]:
         spread = notes.get("velocity_spread", {}).get(g, {})
         shape = form.get(g, {})
         lines.append(f"| {g} | {notes['control']['per_genre'].get(g, float('nan')):.1%} | "
-                     f"{sum(into[g]) / max(len(into[g]), 1):.1%} / {sum(conv_into[g]) / max(len(conv_into[g]), 1):.1%}"
+                     f"{into[g]:.1%} / {conv_into[g]:.1%}"
                      f" | {notes['overlap'].get(g, {}).get('mean', float('nan')):.3f} | "
                      f"{spread.get('generated', float('nan')):.1f} / {spread.get('real', float('nan')):.1f} | "
                      f"{shape.get('generated', float('nan')):.3f} / {shape.get('real', float('nan')):.3f} |")

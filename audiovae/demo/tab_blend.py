@@ -7,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from . import handlers
-from .ui import Context, clip_input, picture, player, run, status, stop_button
+from .ui import Context, action_row, clip_input, picture, player, run, status, stops
 
 METHOD_INFO = ("how the two latents are mixed: slerp keeps the mix as loud and busy as the clips, lerp is a "
                "straight average (the middle can sound thinner), prior noise moves in even steps through what "
@@ -47,9 +47,7 @@ def blend_tab(context: Context, model_choice: gr.Dropdown, vocoder_choice: gr.Dr
         strip = gr.Checkbox(label=f"morph strip: {handlers.STRIP_STEPS} steps from A to B", elem_id="blend-strip-on",
                             info="also play A turning into B in steps (α = 0, 0.25, 0.5, 0.75, 1), each step "
                                  "downloadable on its own")
-    with gr.Row():
-        button = gr.Button("Blend", variant="primary", elem_id="blend-button", scale=3)
-        stop = stop_button("blend-stop")
+    button, stop = action_row("Blend", "blend")
     message = status("status", "blend-status")
     blend_png = picture("blend picture: log-mels of A, B and the blend", "blend-plot")
     blend_out = player("blend", "blend-out")
@@ -72,7 +70,7 @@ def blend_tab(context: Context, model_choice: gr.Dropdown, vocoder_choice: gr.Dr
     event = button.click(blend, [clip_a, clip_b, alpha, method, align, strip, model_choice, vocoder_choice], outputs,
                          api_name="blend", api_description="Blend two clips at α; returns the picture, the blend, "
                          "and with strip=True the morph strip, its picture and one clip per step.")
-    stop.click(None, None, None, cancels=[event], api_visibility="private")
+    stops(stop, event)
     for clip, label, name in ((clip_a, "Clip A", "check_clip_a"), (clip_b, "Clip B", "check_clip_b")):
         check = _checker(context, label)
         for trigger in (clip.upload, clip.stop_recording):

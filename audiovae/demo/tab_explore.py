@@ -12,8 +12,8 @@ import gradio as gr
 
 from . import explorer, handlers
 from .plots import pad_picture
-from .ui import (Context, NO_GENRE, check_uploads, clip_input, genre_choices, genre_refill, grey_seed_at_zero,
-                 picture, player, run, seed_controls, status, stop_button)
+from .ui import (Context, NO_GENRE, action_row, check_uploads, clip_input, genre_choices, genre_refill,
+                 grey_seed_at_zero, picture, player, run, seed_controls, status, stops)
 
 PAD_PIXELS = 320  # the pad picture is 4 in at 80 dpi, square
 REAL_MUSIC = ("rock", "ambient", "game_score")  # bundled clips from real recordings come first in examples and pad
@@ -48,9 +48,7 @@ def _samples(context, model_choice, vocoder_choice, genres):
         with gr.Column(min_width=160):
             seed, _ = seed_controls("sample-seed")
     grey_seed_at_zero(temperature, seed)
-    with gr.Row():
-        button = gr.Button("Sample", variant="primary", elem_id="sample-button", scale=3)
-        stop = stop_button("sample-stop")
+    button, stop = action_row("Sample", "sample")
     message = status("status", "sample-status")
     sample_png = picture("sample picture", "sample-plot")
     sample_audio = player("sample", "sample-audio")
@@ -64,7 +62,7 @@ def _samples(context, model_choice, vocoder_choice, genres):
     event = button.click(sample, [genre, seconds, temperature, seed, model_choice, vocoder_choice],
                          [sample_png, sample_audio, message], api_name="sample",
                          api_description="A prior sample by genre: picture, audio, status line.")
-    stop.click(None, None, None, cancels=[event], api_visibility="private")
+    stops(stop, event)
     return [(genre, genre_refill("(no genre)"))]
 
 
@@ -230,9 +228,7 @@ def _shift(context, model_choice, vocoder_choice, genres):
                               ("move toward the genre's average sound", "centroid")], value="condition",
                              label="how", info="two ways to shift: tell the decoder another genre, or move the "
                              "clip's latent toward where that genre's music usually sits")
-    with gr.Row():
-        button = gr.Button("Shift", variant="primary", elem_id="shift-button", scale=3)
-        stop = stop_button("shift-stop")
+    button, stop = action_row("Shift", "shift")
     message = status("status", "shift-status")
     shift_png = picture("shift picture: clip and shifted log-mel", "shift-plot")
     shift_audio = player("shifted", "shift-audio")
@@ -246,7 +242,7 @@ def _shift(context, model_choice, vocoder_choice, genres):
     event = button.click(shift, [clip, source, target, amount, route, model_choice, vocoder_choice],
                          [shift_png, shift_audio, message], api_name="shift",
                          api_description="Shift a clip toward a genre: picture, audio, status line.")
-    stop.click(None, None, None, cancels=[event], api_visibility="private")
+    stops(stop, event)
 
     check_uploads(context, clip, model_choice, [shift_png, shift_audio], message, label="The clip")
     return [(source, genre_refill("(unknown)", first=False)), (target, genre_refill(None, first=False))]

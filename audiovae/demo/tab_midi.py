@@ -6,8 +6,8 @@ import gradio as gr
 import pretty_midi
 
 from . import handlers
-from .ui import (Context, NO_GENRE, genre_choices, grey_seed_at_zero, picture, player, run, seed_controls, status,
-                 stop_button)
+from .ui import (Context, NO_GENRE, action_row, genre_choices, grey_seed_at_zero, picture, player, run,
+                 seed_controls, status, stops)
 
 USUAL = -1  # the instrument dropdown's value for "the genre's usual instrument"
 VELOCITY_MODES = [("from the model", "model"), ("fixed", "fixed")]
@@ -48,9 +48,7 @@ def midi_tab(context: Context) -> None:
                                  info="how hard each note is played: as the model predicts it, or one value for all")
         velocity = gr.Slider(1, 127, value=90, step=1, label="fixed velocity", interactive=False,
                              elem_id="midi-velocity", info="1 is the softest, 127 the loudest")
-    with gr.Row():
-        button = gr.Button("Generate", variant="primary", elem_id="midi-button", scale=3)
-        stop = stop_button("midi-stop")
+    button, stop = action_row("Generate", "midi")
     message = status("status", "midi-status")
     roll = picture("piano roll", "midi-roll")
     with gr.Row():
@@ -76,4 +74,4 @@ def midi_tab(context: Context) -> None:
                                          velocity_mode, velocity], [roll, preview, midi_file, message],
                          api_name="generate_midi", api_description="A MIDI piece by genre: the piano-roll picture, a "
                          "preview, the .mid and a status line.")
-    stop.click(None, None, None, cancels=[event], api_visibility="private")
+    stops(stop, event)

@@ -155,8 +155,18 @@ def grey_seed_at_zero(temperature: gr.Slider, seed: gr.Number) -> None:
     temperature.change(update, temperature, seed, api_visibility="private", queue=False)
 
 
-def stop_button(elem_id: str) -> gr.Button:
-    return gr.Button("Stop", variant="stop", elem_id=elem_id, size="md")
+def action_row(label: str, prefix: str) -> tuple[gr.Button, gr.Button]:
+    """A row with a tab's run button (elem_id ``prefix``-button) and its Stop button (``prefix``-stop); wire the
+    Stop button to the run's event with :func:`stops`."""
+    with gr.Row():
+        button = gr.Button(label, variant="primary", elem_id=f"{prefix}-button", scale=3)
+        stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop", size="md")
+    return button, stop
+
+
+def stops(stop: gr.Button, event) -> None:
+    """Let ``stop`` cancel ``event`` (a long job); not part of the API."""
+    stop.click(None, None, None, cancels=[event], api_visibility="private")
 
 
 def genre_choices(conditions: Sequence[str], none_label: str) -> list[tuple[str, str]]:

@@ -334,6 +334,13 @@ def note_statistics(model, data, train, val, generated: np.ndarray, *, per_genre
     return report, judge
 
 
+def transfer_into(table: dict[str, dict[str, float]], genres: list[str]) -> dict[str, float]:
+    """Per target genre, the mean share over the sources of a source x target transfer table (NaN for a target no
+    source was moved to)."""
+    shares = {g: [row[g] for row in table.values() if g in row] for g in genres}
+    return {g: float(np.mean(found)) if found else float("nan") for g, found in shares.items()}
+
+
 def format_report(report: dict) -> str:
     """The evaluation as a plain-text table."""
     genres = report["genres"]
@@ -348,10 +355,7 @@ def format_report(report: dict) -> str:
     columns = ["real held-out"] + [f"generated {t}" for t in report["genre_control"]] + ["transfer into"]
     width = max(len(g) for g in genres + ["overall", "balanced (mean)"]) + 2
     lines.append("".join([" " * width] + [f"{c:>16}" for c in columns]))
-    transfer_into = {g: [] for g in genres}
-    for row in report["transfer"]["table"].values():
-        for target, share in row.items():
-            transfer_into[target].append(share)
+    conv_into = transfer_into(report["transfer"]["table"], genres)
 
     def cells(values):
         return "".join(f"{v:>16.1%}" if v == v else f"{'-':>16}" for v in values)
@@ -359,7 +363,7 @@ def format_report(report: dict) -> str:
     for g in genres:
         values = [real["per_genre"].get(g, float("nan"))]
         values += [c["per_genre"].get(g, float("nan")) for c in report["genre_control"].values()]
-        values.append(float(np.mean(transfer_into[g])) if transfer_into[g] else float("nan"))
+        values.append(conv_into[g])
         lines.append(f"{g:<{width}}" + cells(values))
     lines.append(f"{'overall':<{width}}" + cells([real["accuracy"]] + [c["accuracy"] for c in
                                                   report["genre_control"].values()] + [report["transfer"]["accuracy"]]))
@@ -375,17 +379,14 @@ def format_report(report: dict) -> str:
               f"{'velocity spread':>20}"]
     control = (ns["control"] or {}).get("per_genre", {})
     note_transfer = report["transfer"].get("notes", {})
-    notes_into = {g: [] for g in genres}
-    for row in note_transfer.get("table", {}).values():
-        for target, share in row.items():
-            notes_into[target].append(share)
+    notes_into = transfer_into(note_transfer.get("table", {}), genres)
     for g in genres:
         oa = f"{ns['overlap'][g]['mean']:>16.3f}" if g in ns["overlap"] else f"{'-':>16}"
         vs = ns.get("velocity_spread", {}).get(g)
         spread = f"{vs['generated']:>9.1f} vs {vs['real']:<6.1f}" if vs else f"{'-':>20}"
         lines.append(f"{g:<{width}}" + cells([ns["judge_real_held_out"]["per_genre"].get(g, float("nan")),
                                               control.get(g, float("nan")),
-                                              float(np.mean(notes_into[g])) if notes_into[g] else float("nan")])
+                                              notes_into[g]])
                      + oa + spread)
     if ns["control"]:
         overall = [ns["judge_real_held_out"]["accuracy"], ns["control"]["accuracy"],
