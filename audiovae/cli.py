@@ -359,11 +359,9 @@ def _score_bars(model, args) -> int:
 
 # --- calibrate -----------------------------------------------------------------------------------------------
 def cmd_calibrate(args) -> int:
-    from dataclasses import replace
-
     from .checkpoint import read_config, resolve, update_config
     from .data.audio_folder import AudioFolder
-    from .latent.anomaly import Calibration
+    from .latent.anomaly import FALSE_ALARM_SHARE
     from .scoring import held_out_calibration
 
     model = shared.load_model_for(args, "audio")
@@ -375,15 +373,15 @@ def cmd_calibrate(args) -> int:
                                      labels=bool(model.conditions), normalization=data.get("normalization", "peak"),
                                      min_seconds=data.get("min_seconds", 0.5), seed=seed,
                                      split_group=data.get("split_group", "file"))
-    calibration = held_out_calibration(model, held_out, window_seconds=args.window)
+    calibration = held_out_calibration(model, held_out, window_seconds=args.window, threshold=args.threshold)
     if calibration is None:
         raise AudioVAEError("the split holds no held-out recordings to calibrate on; pass the folders the model was "
                             "trained on (its recipe's data.val_fraction must be > 0)")
-    calibration = replace(Calibration.from_dict(calibration), threshold=args.threshold).to_dict()
     update_config(folder, {"anomaly_calibration": calibration})
     print(f"calibrated {folder} on {calibration['recordings']} held-out recordings ({calibration['windows']} "
-          f"windows of {args.window:g} s): typical window KL {calibration['mean']:.2f} +- {calibration['std']:.2f} "
-          f"nats per latent frame; threshold {args.threshold:g} SD")
+          f"windows of {args.window:g} s); threshold {calibration['threshold']:g} standard deviations"
+          + ("" if args.threshold is not None else
+             f" (exceeded by {FALSE_ALARM_SHARE:.1%} of the held-out windows)"))
     return 0
 
 
@@ -541,7 +539,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = verbs.add_parser("score", help="rank files by how anomalous the model finds them, and say where",
                          description="Anomaly scores, most anomalous first. For a mel model with an anomaly "
                          "calibration (every model trained by this version, and default-mel): each file's score is "
-                         "its worst 1 s window in standard deviations above the model's typical held-out window, and "
+                         "its worst 0.25 s window in standard deviations above the model's typical held-out window "
+                         "(the window's latent KL, its reconstruction error against a background model and its "
+                         "systematic reconstruction error, see the README), and "
                          "the time spans above --threshold are listed (--png draws them, --json/--csv write them). "
                          "MIDI models: each bar's negative ELBO against the piece's own typical bar, and the bars "
                          "above --threshold (--json: every bar). Older mel models without a calibration: the "
@@ -549,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     shared.add_model(p)
     p.add_argument("files", nargs="+", help="audio files (mel models) or MIDI files (MIDI models)")
     p.add_argument("--threshold", type=float, help="flag windows (bars, for MIDI) scoring above this many "
-                   "standard deviations [default: the model's calibration, 3; MIDI: 8]")
+                   "standard deviations [default: the model's calibration; MIDI: 8]")
     p.add_argument("--png", help="folder for one picture per file: the mel, the anomaly curve, the flagged spans")
     p.add_argument("--json", help="also write the ranking (and spans) as JSON here")
     p.add_argument("--csv", help="also write the flagged spans as CSV here (path, start, end, peak)")
@@ -565,9 +565,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", action="append", required=True, help="a folder the model was trained on (repeatable)")
     p.add_argument("--cache", default="/tmp/audiovae-cache", help="log-mel cache folder, outside the data "
                    "[default: /tmp/audiovae-cache]")
-    p.add_argument("--threshold", type=float, default=3.0, help="the default threshold to store [default: 3]")
-    p.add_argument("--window", type=float, default=1.0, help="seconds the anomaly map averages over; 0.25 localises "
-                   "short defects better and flags more clean music (see the README) [default: 1]")
+    p.add_argument("--threshold", type=float, help="the default threshold to store, in standard deviations "
+                   "[default: the score that 0.1%% of the held-out windows exceed]")
+    p.add_argument("--window", type=float, default=0.25, help="seconds the anomaly map averages over; longer flags "
+                   "less clean music and misses more short defects (see the README) [default: 0.25]")
     shared.add_device(p)
     p.set_defaults(func=cmd_calibrate)
 

@@ -155,13 +155,11 @@ def inspect_midi(model, path, *, threshold: float = MIDI_THRESHOLD) -> BarAnomal
 @torch.no_grad()
 def held_out_calibration(model, held_out, **settings) -> dict | None:
     """Calibration of ``model``'s anomaly map (audiovae.latent.anomaly.Calibration, as a dict) on the recordings of
-    an AudioFolder split, each whole and with its genre when the model knows it; None when the split is empty.
-    ``settings`` go to :func:`audiovae.latent.anomaly.calibrate`."""
+    an AudioFolder split, each whole; None when the split is empty. ``settings`` go to
+    :func:`audiovae.latent.anomaly.calibrate`. The recordings are encoded with no genre, as `audiovae score` encodes
+    files (a map calibrated with the true genre would call every unlabelled file a little anomalous)."""
     if not held_out.clips:
         return None
     device = next(model.parameters()).device
-    known = list(model.conditions)
-    items = ((mel.to(device)[None], torch.tensor([known.index(held_out.genres[genre])], device=device)
-              if genre >= 0 and held_out.genres[genre] in known else None)
-             for _, mel, genre in held_out.eval_items())
+    items = ((mel.to(device)[None], None) for _, mel, _ in held_out.eval_items())
     return calibrate(model, items, **settings).to_dict()

@@ -15,8 +15,8 @@ not silent) are cut, and each gets one damaged copy per defect:
 Every clip is then peak-normalised by the model's front end, as `audiovae score` reads files.
 
 Columns: AUROC of damaged copies against the clean excerpts (1.0 = every damaged copy scores above every clean
-one, 0.5 = chance) for the calibrated score (the worst 1 s window, in standard deviations above the model's typical
-held-out window) and, for comparison, the old per-file score (mean negative ELBO per frame); for dropouts and
+one, 0.5 = chance) for the calibrated score (the worst window of the anomaly map, 0.25 s by default, in standard
+deviations above the model's typical held-out window) and, for comparison, the old per-file score (mean negative ELBO per frame); for dropouts and
 bursts, the share of damaged copies with a flagged span (calibrated threshold) within +-0.5 s of a defect, and the
 share of flagged spans that are near one. The easy case: clean excerpts against white noise, pink noise and
 sine sweeps of the same length (no speech recordings are available offline, so speech is not among them). Speed:
@@ -28,6 +28,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ from audiovae.audio.io import normalize, read_audio  # noqa: E402
 from audiovae.data.audio_folder import scan_roots, split_by_group  # noqa: E402
 from audiovae.inference import waveform_to_mel  # noqa: E402
 from audiovae.latent import anomaly_scores  # noqa: E402
+from audiovae.latent.anomaly import frame_terms  # noqa: E402
 from audiovae.scoring import calibration_of, inspect_mel  # noqa: E402
 
 DEFECTS = ("clipping", "dropouts", "hum", "bursts", "reversal", "lowpass")
@@ -119,13 +121,23 @@ def auroc(negatives: list[float], positives: list[float]) -> float:
     return float(((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (neg.size * pos.size))
 
 
+TERMS = ("surprise", "misfit", "bias")
+
+
 @torch.no_grad()
-def score(model, wav: np.ndarray) -> tuple[float, float, list[tuple[float, float, float]]]:
-    """(calibrated score, old mean negative ELBO per frame, flagged spans) of one clip, as `audiovae score` reads
-    it."""
+def score(model, wav: np.ndarray, calibration) -> dict:
+    """One clip as `audiovae score` reads it: the calibrated score, its flagged spans and the seconds the scoring
+    took (from the waveform: the log-mel and the map); for comparison the old per-file score (mean negative ELBO per frame) and the score each term of the map
+    would give alone (the file's worst window of that term, standardised)."""
+    started = time.perf_counter()
     mel = waveform_to_mel(model, wav.astype(np.float32))
     found = inspect_mel(model, mel)
-    return found.score, float(anomaly_scores(model, mel[None])[0]), found.spans
+    seconds = time.perf_counter() - started
+    terms = frame_terms(model, mel[None]).windowed(calibration.window)
+    alone = {name: float(replace(calibration, weights=tuple(float(i == k) for i in range(3))).standardise(terms).max())
+             for k, name in enumerate(TERMS)}
+    return {"score": found.score, "spans": found.spans, "seconds": seconds,
+            "old": float(anomaly_scores(model, mel[None])[0]), "alone": alone}
 
 
 def near(span: tuple[float, float, float], intervals: list[tuple[float, float]]) -> bool:
@@ -142,31 +154,37 @@ def main(argv=None) -> int:
     rate = model.frontend.sample_rate
     rng = np.random.default_rng(0)
     clean = held_out_excerpts(args, rate, model.frontend)
-    started = time.perf_counter()
-    clean_scores = [score(model, x) for x in clean]
-    elapsed = time.perf_counter() - started
+    clean_scores = [score(model, x, calibration) for x in clean]
     report = {"model": args.model, "excerpts": len(clean), "threshold": calibration.threshold, "defects": {}}
     print(f"model {args.model}; {len(clean)} clean {args.seconds:g} s excerpts of held-out tracks of {args.data}; "
           f"threshold {calibration.threshold:g} SD; clean excerpts with a flagged span: "
-          f"{np.mean([bool(s[2]) for s in clean_scores]):.0%}")
-    print(f"{'defect':<10} {'AUROC':>6} {'old AUROC':>10} {'files hit':>10} {'spans near':>11}")
+          f"{np.mean([bool(s['spans']) for s in clean_scores]):.0%}")
+    print(f"{'defect':<10} {'AUROC':>6} {'old AUROC':>10} {'files hit':>10} {'spans near':>11}   "
+          f"AUROC of each term alone ({', '.join(TERMS)})")
     for defect in DEFECTS:
         damaged = [damage(x, defect, rate, rng) for x in clean]
-        scored = [score(model, y) for y, _ in damaged]
-        row = {"auroc": auroc([s[0] for s in clean_scores], [s[0] for s in scored]),
-               "auroc_old_score": auroc([s[1] for s in clean_scores], [s[1] for s in scored])}
+        scored = [score(model, y, calibration) for y, _ in damaged]
+        row = {key: auroc([s[field] for s in clean_scores], [s[field] for s in scored])
+               for key, field in (("auroc", "score"), ("auroc_old_score", "old"))}
+        row["auroc_term_alone"] = {name: auroc([s["alone"][name] for s in clean_scores],
+                                               [s["alone"][name] for s in scored]) for name in TERMS}
         line = f"{defect:<10} {row['auroc']:>6.2f} {row['auroc_old_score']:>10.2f}"
         if defect in LOCALISED:
-            hits = [any(near(span, where) for span in s[2]) for s, (_, where) in zip(scored, damaged)]
-            spans = [near(span, where) for s, (_, where) in zip(scored, damaged) for span in s[2]]
+            hits = [any(near(span, where) for span in s["spans"]) for s, (_, where) in zip(scored, damaged)]
+            spans = [near(span, where) for s, (_, where) in zip(scored, damaged) for span in s["spans"]]
             row |= {"files_hit": float(np.mean(hits)), "spans_near_defect": float(np.mean(spans)) if spans else 0.0}
             line += f" {row['files_hit']:>10.0%} {row['spans_near_defect']:>11.0%}"
-        print(line)
+        else:
+            line += " " * 22
+        print(line + "   " + " ".join(f"{row['auroc_term_alone'][name]:.2f}" for name in TERMS))
         report["defects"][defect] = row
-    easy = [score(model, y) for y in easy_negatives(10, len(clean[0]), rate, rng)]
-    report["easy_auroc"] = auroc([s[0] for s in clean_scores], [s[0] for s in easy])
-    report["audio_seconds_per_second"] = len(clean) * args.seconds / elapsed
-    print(f"easy case (white noise, pink noise, sine sweeps against the clean excerpts): AUROC {report['easy_auroc']:.2f}")
+    easy = [score(model, y, calibration) for y in easy_negatives(10, len(clean[0]), rate, rng)]
+    report["easy_auroc"] = auroc([s["score"] for s in clean_scores], [s["score"] for s in easy])
+    report["easy_auroc_term_alone"] = {name: auroc([s["alone"][name] for s in clean_scores],
+                                                   [s["alone"][name] for s in easy]) for name in TERMS}
+    report["audio_seconds_per_second"] = len(clean) * args.seconds / sum(s["seconds"] for s in clean_scores)
+    print(f"easy case (white noise, pink noise, sine sweeps against the clean excerpts): AUROC {report['easy_auroc']:.2f}"
+          f"   alone: " + " ".join(f"{report['easy_auroc_term_alone'][name]:.2f}" for name in TERMS))
     print(f"speed: {report['audio_seconds_per_second']:.0f} s of audio scored per second ({args.threads} threads)")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

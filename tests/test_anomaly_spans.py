@@ -1,8 +1,9 @@
-"""Defects inside a recording: the windowed frame KL, its calibration, flagged spans, and `audiovae score`/`calibrate`."""
+"""Defects inside a recording: the frame terms, their calibration, flagged spans, and `audiovae score`/`calibrate`."""
 from __future__ import annotations
 
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
@@ -11,8 +12,9 @@ import torch
 
 from audiovae.checkpoint import load, read_config
 from audiovae.cli import main
-from audiovae.latent.anomaly import (Calibration, calibrate, calibrated_map, flagged_spans, frame_kl,
-                                     moving_average, window_frames)
+from audiovae.errors import ConfigError
+from audiovae.latent.anomaly import (FALSE_ALARM_SHARE, Calibration, calibrate, calibrated_map, flagged_spans,
+                                     frame_terms, moving_average, spectral_background_nll, window_frames)
 from conftest import train_tiny_run
 
 
@@ -42,19 +44,58 @@ def test_training_stores_a_calibration_that_standardises_held_out_windows(traine
     calibration = Calibration.from_dict(stored)
     model = load(trained / "run")
     assert calibration.window == window_frames(model) and calibration.recordings >= 2
-    # recomputed from the same held-out recordings, the map has mean 0 and standard deviation 1 over them
+    assert len(calibration.bias_mean) == len(calibration.bias_std) == model.frontend.n_mels
+    # recomputed from the same held-out recordings (encoded with no genre, as `audiovae score` encodes files), the
+    # map has mean 0 and standard deviation 1 over them, and the stored threshold is exceeded by 0.1% of windows
     from audiovae.data.audio_folder import AudioFolder
 
     _, held_out = AudioFolder.splits(trained / "data", cache_dir=trained / "cache", mel_config=model.frontend,
                                      crop_frames=32, progress=False)
-    items = [(mel[None], torch.tensor([genre])) for _, mel, genre in held_out.eval_items()]
+    items = [(mel[None], None) for _, mel, _ in held_out.eval_items()]
     again = calibrate(model, items)
-    assert again.mean == pytest.approx(calibration.mean, rel=1e-4) and again.std == pytest.approx(calibration.std, rel=1e-4)
-    maps = torch.cat([calibrated_map(model, x, calibration, cond).flatten() for x, cond in items])
+    assert again.total == pytest.approx(calibration.total, rel=1e-4)
+    assert again.threshold == pytest.approx(calibration.threshold, abs=1e-3)
+    maps = torch.cat([calibrated_map(model, x, calibration).flatten() for x, _ in items])
     assert float(maps.mean()) == pytest.approx(0.0, abs=1e-3) and float(maps.std()) == pytest.approx(1.0, rel=1e-3)
-    raw = moving_average(frame_kl(model, *items[0]), calibration.window)
-    assert torch.allclose(calibrated_map(model, items[0][0], calibration, items[0][1]),
-                          (raw - calibration.mean) / calibration.std)
+    assert float((maps > calibration.threshold).float().mean()) <= FALSE_ALARM_SHARE + 1.0 / maps.numel()
+    # the map is the weighted sum of the three standardised terms, standardised once more
+    terms = frame_terms(model, items[0][0]).windowed(calibration.window)
+    w = calibration.weights
+    summed = (w[0] * (terms.surprise - calibration.surprise[0]) / calibration.surprise[1]
+              + w[1] * (terms.misfit - calibration.misfit[0]) / calibration.misfit[1]
+              + w[2] * ((terms.bias - torch.tensor(calibration.bias_mean)[:, None])
+                        / torch.tensor(calibration.bias_std)[:, None]).mean(1))
+    assert torch.allclose(calibrated_map(model, items[0][0], calibration),
+                          (summed - calibration.total[0]) / calibration.total[1], atol=1e-4)
+
+
+def test_frame_terms_are_one_value_per_latent_frame_and_the_background_is_spectral_smoothness(trained):
+    model = load(trained / "run").eval()
+    x = torch.randn(2, model.frontend.n_mels, 37) - 4.0
+    terms = frame_terms(model, x)
+    latent_frames = model.latent_frames(37)
+    assert terms.surprise.shape == terms.misfit.shape == (2, latent_frames)
+    assert terms.bias.shape == (2, model.frontend.n_mels, latent_frames)
+    # with the mirrored context, the edges of a steady input score like its middle (the convolutions' zero padding
+    # and the prior's missing past fall on frames that are dropped again)
+    steady = (torch.linspace(-8.0, -2.0, model.frontend.n_mels)[None, :, None]).expand(1, -1, 200).contiguous()
+    terms = frame_terms(model, steady)
+    middle = terms.misfit.shape[1] // 2
+    for term in (terms.surprise, terms.misfit, terms.bias.mean(1)):
+        edges = torch.cat([term[0, :2], term[0, -2:]])
+        assert torch.allclose(edges, term[0, middle].expand(4), rtol=1e-4, atol=1e-4)
+    # a flat spectrum costs the background model only its constant; each step between bins costs |step| / scale
+    flat = torch.zeros(1, 4, 3)
+    scale = 0.5
+    assert torch.allclose(spectral_background_nll(flat, scale), torch.full((1, 3), 4 * math.log(2 * scale)))
+    ramp = torch.arange(4.0)[None, :, None].expand(1, 4, 3)
+    assert torch.allclose(spectral_background_nll(ramp, scale), torch.full((1, 3), 3 / scale + 4 * math.log(1.0)))
+
+
+def test_a_calibration_of_an_older_version_is_refused_with_the_way_out():
+    old = {"mean": 127.0, "std": 6.7, "window": 22, "windows": 100, "recordings": 4, "threshold": 3.0}
+    with pytest.raises(ConfigError, match="audiovae calibrate"):
+        Calibration.from_dict(old)
 
 
 def test_score_lists_spans_and_writes_pictures_json_and_csv(trained, tmp_path, capsys):
@@ -96,10 +137,10 @@ def test_calibrate_verb_adds_a_calibration_and_score_needs_one(trained, tmp_path
     assert main(["score", str(folder), clip, "--png", str(tmp_path / "p")]) == 2
     assert "audiovae calibrate" in capsys.readouterr().err
     assert main(["calibrate", str(folder), "--data", str(trained / "data"), "--cache", str(tmp_path / "cache"),
-                 "--threshold", "2.5", "--window", "0.25"]) == 0
+                 "--threshold", "2.5", "--window", "1.0"]) == 0
     stored = read_config(folder)["anomaly_calibration"]
     assert stored["threshold"] == 2.5 and stored["recordings"] >= 2
-    assert stored["window"] == window_frames(load(folder), 0.25) < window_frames(load(folder))
+    assert stored["window"] == window_frames(load(folder), 1.0) > window_frames(load(folder))
     assert main(["score", str(folder), clip]) == 0
     assert "threshold 2.5" in capsys.readouterr().out
 

@@ -44,15 +44,21 @@ def _examples_cache() -> str:
 
 
 def _inspect_tab(context: Context, model_choice: gr.Dropdown) -> None:
+    from ..errors import ConfigError
     from ..scoring import calibration_of
 
-    calibration = calibration_of(context.model(None))
+    try:
+        calibration = calibration_of(context.model(None))
+    except ConfigError:  # an outdated calibration: the tab explains it when used
+        calibration = None
     gr.Markdown("Upload a recording to see where it looks damaged (clipping, dropouts, noise bursts...): the curve "
-                "is each moment's surprise to the model, in standard deviations above what the model's own "
-                "held-out music scores; moments above the threshold are flagged and shaded.")
+                "says how badly the model explains each moment (how surprising its latent code is, how much worse "
+                "the model reconstructs it than a simple background model, and how one-sided its reconstruction "
+                "error is), in standard deviations above what the model's own held-out music scores; moments "
+                "above the threshold are flagged and shaded.")
     with gr.Row():
         clip = gr.Audio(label="recording", type="filepath", sources=["upload", "microphone"], elem_id="inspect-clip")
-        threshold = gr.Slider(1.0, 10.0, value=calibration.threshold if calibration else 3.0, step=0.5,
+        threshold = gr.Slider(1.0, 10.0, value=calibration.threshold if calibration else 3.0, step=0.1,
                               elem_id="inspect-threshold", label="threshold",
                               info="how unusual a moment must be to be flagged, in standard deviations above "
                                    "typical: lower flags more")

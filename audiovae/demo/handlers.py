@@ -357,7 +357,10 @@ def inspect_clip(model, path, *, threshold: float | None = None, max_seconds: fl
     from ..audio.plots import anomaly_figure
     from ..scoring import calibration_of, inspect_mel
 
-    calibration = calibration_of(model)
+    try:
+        calibration = calibration_of(model)
+    except ConfigError as exc:
+        raise DemoInputError(str(exc)) from exc
     if calibration is None:
         raise DemoInputError("this mel model has no anomaly calibration, so it cannot say what is typical; run "
                              "`audiovae calibrate MODEL --data DIR` on the folders it was trained on")
