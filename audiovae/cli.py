@@ -566,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", default="/tmp/audiovae-cache", help="log-mel cache folder, outside the data "
                    "[default: /tmp/audiovae-cache]")
     p.add_argument("--threshold", type=float, help="the default threshold to store, in standard deviations "
-                   "[default: the score that 0.1%% of the held-out windows exceed]")
+                   "[default: the score that 0.2%% of the held-out windows exceed]")
     p.add_argument("--window", type=float, default=0.25, help="seconds the anomaly map averages over; longer flags "
                    "less clean music and misses more short defects (see the README) [default: 0.25]")
     shared.add_device(p)

@@ -57,6 +57,7 @@ def parse_args(argv=None):
     p.add_argument("--excerpts", type=int, default=4, help="excerpts per held-out track [4]")
     p.add_argument("--seconds", type=float, default=10.0, help="excerpt length [10]")
     add_split_args(p)
+    p.add_argument("--threshold", type=float, help="flag spans above this score [the model's calibration]")
     p.add_argument("--threads", type=int, default=2, help="torch threads [2]")
     p.add_argument("--json", help="also write the figures as JSON here")
     return p.parse_args(argv)
@@ -125,13 +126,13 @@ TERMS = ("surprise", "misfit", "bias")
 
 
 @torch.no_grad()
-def score(model, wav: np.ndarray, calibration) -> dict:
+def score(model, wav: np.ndarray, calibration, threshold: float) -> dict:
     """One clip as `audiovae score` reads it: the calibrated score, its flagged spans and the seconds the scoring
     took (from the waveform: the log-mel and the map); for comparison the old per-file score (mean negative ELBO per frame) and the score each term of the map
     would give alone (the file's worst window of that term, standardised)."""
     started = time.perf_counter()
     mel = waveform_to_mel(model, wav.astype(np.float32))
-    found = inspect_mel(model, mel)
+    found = inspect_mel(model, mel, threshold=threshold)
     seconds = time.perf_counter() - started
     terms = frame_terms(model, mel[None]).windowed(calibration.window)
     alone = {name: float(replace(calibration, weights=tuple(float(i == k) for i in range(3))).standardise(terms).max())
@@ -152,18 +153,19 @@ def main(argv=None) -> int:
     if calibration is None:
         raise SystemExit(f"{args.model} has no anomaly calibration: run `audiovae calibrate {args.model} --data DIR`")
     rate = model.frontend.sample_rate
+    threshold = calibration.threshold if args.threshold is None else args.threshold
     rng = np.random.default_rng(0)
     clean = held_out_excerpts(args, rate, model.frontend)
-    clean_scores = [score(model, x, calibration) for x in clean]
-    report = {"model": args.model, "excerpts": len(clean), "threshold": calibration.threshold, "defects": {}}
+    clean_scores = [score(model, x, calibration, threshold) for x in clean]
+    report = {"model": args.model, "excerpts": len(clean), "threshold": threshold, "defects": {}}
     print(f"model {args.model}; {len(clean)} clean {args.seconds:g} s excerpts of held-out tracks of {args.data}; "
-          f"threshold {calibration.threshold:g} SD; clean excerpts with a flagged span: "
+          f"threshold {threshold:g} SD; clean excerpts with a flagged span: "
           f"{np.mean([bool(s['spans']) for s in clean_scores]):.0%}")
     print(f"{'defect':<10} {'AUROC':>6} {'old AUROC':>10} {'files hit':>10} {'spans near':>11}   "
           f"AUROC of each term alone ({', '.join(TERMS)})")
     for defect in DEFECTS:
         damaged = [damage(x, defect, rate, rng) for x in clean]
-        scored = [score(model, y, calibration) for y, _ in damaged]
+        scored = [score(model, y, calibration, threshold) for y, _ in damaged]
         row = {key: auroc([s[field] for s in clean_scores], [s[field] for s in scored])
                for key, field in (("auroc", "score"), ("auroc_old_score", "old"))}
         row["auroc_term_alone"] = {name: auroc([s["alone"][name] for s in clean_scores],
@@ -178,7 +180,7 @@ def main(argv=None) -> int:
             line += " " * 22
         print(line + "   " + " ".join(f"{row['auroc_term_alone'][name]:.2f}" for name in TERMS))
         report["defects"][defect] = row
-    easy = [score(model, y, calibration) for y in easy_negatives(10, len(clean[0]), rate, rng)]
+    easy = [score(model, y, calibration, threshold) for y in easy_negatives(10, len(clean[0]), rate, rng)]
     report["easy_auroc"] = auroc([s["score"] for s in clean_scores], [s["score"] for s in easy])
     report["easy_auroc_term_alone"] = {name: auroc([s["alone"][name] for s in clean_scores],
                                                    [s["alone"][name] for s in easy]) for name in TERMS}

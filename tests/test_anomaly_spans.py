@@ -46,7 +46,7 @@ def test_training_stores_a_calibration_that_standardises_held_out_windows(traine
     assert calibration.window == window_frames(model) and calibration.recordings >= 2
     assert len(calibration.bias_mean) == len(calibration.bias_std) == model.frontend.n_mels
     # recomputed from the same held-out recordings (encoded with no genre, as `audiovae score` encodes files), the
-    # map has mean 0 and standard deviation 1 over them, and the stored threshold is exceeded by 0.1% of windows
+    # map has mean 0 and standard deviation 1 over them, and the stored threshold is exceeded by FALSE_ALARM_SHARE of windows
     from audiovae.data.audio_folder import AudioFolder
 
     _, held_out = AudioFolder.splits(trained / "data", cache_dir=trained / "cache", mel_config=model.frontend,

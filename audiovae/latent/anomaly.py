@@ -69,7 +69,7 @@ def anomaly_scores(model, x: torch.Tensor, cond: torch.Tensor | None = None) -> 
 # and the README give the figures).
 WINDOW_SECONDS = 0.25
 EDGE_SECONDS = 0.5         # context mirrored in at both ends of an input (see frame_terms)
-FALSE_ALARM_SHARE = 1e-3   # the default threshold is exceeded by this share of the held-out windows
+FALSE_ALARM_SHARE = 2e-3   # the default threshold is exceeded by this share of the held-out windows
 CALIBRATION_VERSION = 2
 # How much each standardised term counts (surprise, misfit, bias). Real music's surprise is spiky (every strong onset
 # is a surprise), so it counts half; the bias counts most, as it is the only term that tells clipping and
