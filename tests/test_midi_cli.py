@@ -154,3 +154,12 @@ def test_evaluate_midi_reports_and_reuses_its_classifier(trained, tmp_path, caps
     assert (run / "classifier" / "config.json").is_file()
     assert main(args) == 0
     assert "using the genre classifier" in capsys.readouterr().out
+
+
+def test_evaluating_a_bundled_model_keeps_its_classifier_and_cache_out_of_the_package():
+    from audiovae.checkpoint import resolve
+    from audiovae.midi.classify import _run_dir
+    from audiovae.pretrained import MODELS_DIR
+
+    workspace = _run_dir(resolve("default-midi"))
+    assert MODELS_DIR.resolve() not in workspace.resolve().parents and workspace.name == "default-midi"

@@ -9,6 +9,7 @@ them: thresholded at 0.5 and cleaned (:func:`clean_roll`).
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -213,7 +214,12 @@ def novelty(generated: np.ndarray, train_segments: np.ndarray, held_out: np.ndar
 # --- the whole evaluation --------------------------------------------------------------------------------------
 def _run_dir(folder: Path) -> Path:
     """The training run a checkpoint folder belongs to (the nearest ancestor with recipe.resolved.toml), else
-    the folder's parent."""
+    the folder's parent; for a bundled model, a folder under the system's temporary folder, so that the default
+    classifier and cache are never written into the installed package."""
+    from ..pretrained import MODELS_DIR
+
+    if MODELS_DIR.resolve() in folder.resolve().parents:
+        return Path(tempfile.gettempdir()) / "audiovae-evaluate" / folder.name
     for parent in folder.resolve().parents:
         if (parent / "recipe.resolved.toml").is_file():
             return parent
