@@ -240,7 +240,7 @@ def calibrate(model, inputs, *, window_seconds: float = WINDOW_SECONDS, threshol
     return Calibration(window=width, surprise=floats(surprise), misfit=floats(misfit),
                        bias_mean=floats(bias_mean), bias_std=floats(bias_std), weights=floats(weights),
                        total=floats(total),
-                       threshold=round(threshold, 3), windows=int(summed.numel()), recordings=len(seen))
+                       threshold=round(threshold, 2), windows=int(summed.numel()), recordings=len(seen))
 
 
 @torch.no_grad()
