@@ -16,9 +16,10 @@ Every clip is then peak-normalised by the model's front end, as `audiovae score`
 
 Columns: AUROC of damaged copies against the clean excerpts (1.0 = every damaged copy scores above every clean
 one, 0.5 = chance) for the calibrated score (the worst window of the anomaly map, 0.25 s by default, in standard
-deviations above the model's typical held-out window) and, for comparison, the old per-file score (mean negative ELBO per frame); for dropouts and
-bursts, the share of damaged copies with a flagged span (calibrated threshold) within +-0.5 s of a defect, and the
-share of flagged spans that are near one. The easy case: clean excerpts against white noise, pink noise and
+deviations above the model's typical held-out window) and, for comparison, the old per-file score (mean negative
+ELBO per frame); for dropouts and bursts, the share of damaged copies with a flagged span (the calibrated
+threshold, or --threshold) within +-0.5 s of a defect, and the share of flagged spans that are near one; then the
+AUROC each term of the map (surprise, misfit, bias) gives alone. The easy case: clean excerpts against white noise, pink noise and
 sine sweeps of the same length (no speech recordings are available offline, so speech is not among them). Speed:
 seconds of audio scored per wall second.
 """
@@ -128,8 +129,8 @@ TERMS = ("surprise", "misfit", "bias")
 @torch.no_grad()
 def score(model, wav: np.ndarray, calibration, threshold: float) -> dict:
     """One clip as `audiovae score` reads it: the calibrated score, its flagged spans and the seconds the scoring
-    took (from the waveform: the log-mel and the map); for comparison the old per-file score (mean negative ELBO per frame) and the score each term of the map
-    would give alone (the file's worst window of that term, standardised)."""
+    took (from the waveform: the log-mel and the map); for comparison the old per-file score (mean negative ELBO
+    per frame) and the score each term of the map would give alone (the file's worst window of that term)."""
     started = time.perf_counter()
     mel = waveform_to_mel(model, wav.astype(np.float32))
     found = inspect_mel(model, mel, threshold=threshold)
@@ -185,8 +186,8 @@ def main(argv=None) -> int:
     report["easy_auroc_term_alone"] = {name: auroc([s["alone"][name] for s in clean_scores],
                                                    [s["alone"][name] for s in easy]) for name in TERMS}
     report["audio_seconds_per_second"] = len(clean) * args.seconds / sum(s["seconds"] for s in clean_scores)
-    print(f"easy case (white noise, pink noise, sine sweeps against the clean excerpts): AUROC {report['easy_auroc']:.2f}"
-          f"   alone: " + " ".join(f"{report['easy_auroc_term_alone'][name]:.2f}" for name in TERMS))
+    print(f"easy case (white noise, pink noise, sine sweeps against the clean excerpts): "
+          f"AUROC {report['easy_auroc']:.2f}   alone: " + " ".join(f"{report['easy_auroc_term_alone'][name]:.2f}" for name in TERMS))
     print(f"speed: {report['audio_seconds_per_second']:.0f} s of audio scored per second ({args.threads} threads)")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

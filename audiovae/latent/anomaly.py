@@ -162,8 +162,9 @@ class Calibration:
     window: latent frames each term is averaged over. surprise, misfit: (mean, std) of the windowed term over the
     held-out windows; bias_mean, bias_std: the same per mel bin for the windowed bias. weights: how much each
     standardised term counts in their sum (the bias as the mean over bins of its per-bin standard scores); total:
-    (mean, std) of that sum over the held-out windows, which standardises the map once more. threshold: the calibrated score above which a span is flagged (by default the
-    value that ``FALSE_ALARM_SHARE`` of the held-out windows exceed). windows, recordings: how much it saw.
+    (mean, std) of that sum over the held-out windows, which standardises the map once more. threshold: the
+    calibrated score above which a span is flagged (by default the value that ``FALSE_ALARM_SHARE`` of the held-out
+    windows exceed). windows, recordings: how much it saw.
     """
 
     window: int
