@@ -19,9 +19,9 @@ one, 0.5 = chance) for the calibrated score (the worst window of the anomaly map
 deviations above the model's typical held-out window) and, for comparison, the old per-file score (mean negative
 ELBO per frame); for dropouts and bursts, the share of damaged copies with a flagged span (the calibrated
 threshold, or --threshold) within +-0.5 s of a defect, and the share of flagged spans that are near one; then the
-AUROC each term of the map (surprise, misfit, bias) gives alone. The easy case: clean excerpts against white noise, pink noise and
-sine sweeps of the same length (no speech recordings are available offline, so speech is not among them). Speed:
-seconds of audio scored per wall second.
+AUROC each term of the map (surprise, misfit, bias) gives alone. The easy case: clean excerpts against white
+noise, pink noise and sine sweeps of the same length (no speech recordings are available offline, so speech is not
+among them). Speed: seconds of audio scored per wall second (reading excluded: the log-mel and the map).
 """
 from __future__ import annotations
 
@@ -187,7 +187,8 @@ def main(argv=None) -> int:
                                                    [s["alone"][name] for s in easy]) for name in TERMS}
     report["audio_seconds_per_second"] = len(clean) * args.seconds / sum(s["seconds"] for s in clean_scores)
     print(f"easy case (white noise, pink noise, sine sweeps against the clean excerpts): "
-          f"AUROC {report['easy_auroc']:.2f}   alone: " + " ".join(f"{report['easy_auroc_term_alone'][name]:.2f}" for name in TERMS))
+          f"AUROC {report['easy_auroc']:.2f}   alone: "
+          + " ".join(f"{report['easy_auroc_term_alone'][name]:.2f}" for name in TERMS))
     print(f"speed: {report['audio_seconds_per_second']:.0f} s of audio scored per second ({args.threads} threads)")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
