@@ -293,7 +293,7 @@ def test_the_full_recipes_follow_the_clock_and_the_tiny_ones_the_steps():
         assert (full.task, full.train.schedule, full.train.time_limit_minutes) == (name, "time", minutes)
         assert (small.task, small.train.schedule, small.train.time_limit_minutes) == (name, "steps", 0.0)
     model = load_recipe(recipes / "mel_vqvae.toml").model
-    assert MelVQVAE(**model).bits_per_second == pytest.approx(8 * 8 * 22050 / 256 / 4)
+    assert MelVQVAE(**model).bits_per_second == pytest.approx(16 * 8 * 22050 / 256 / 4)
 
 
 def test_the_gaussian_prior_stage_refuses_a_vq_model(trained, tmp_path, capsys):
