@@ -6,6 +6,11 @@ for mel VAEs, Bernoulli per roll cell for the MIDI CVAE), the KL against the mod
 and frames the input's length (``model.frames_of``: mel frames, or grid steps of a roll segment). Taking z at the
 posterior mode rather than sampling makes the score deterministic. Higher means stranger: scores rank inputs of
 one model against each other; they do not compare across models. Files are read by :mod:`audiovae.scoring`.
+
+For defects inside a recording (clipping, dropouts, noise bursts) a mel model has a second, calibrated map, one
+value per latent frame (:func:`frame_terms`, :func:`calibrate`, :func:`calibrated_map`, :func:`flagged_spans`): three
+terms that, unlike the ELBO, do not rise and fall with how busy the music is, in standard deviations above the
+model's own held-out windows.
 """
 from __future__ import annotations
 
