@@ -17,6 +17,7 @@ from .task import Task
 class MelTask(Task):
     name = "mel_vae"
     monitor = ("val/spectral_convergence", "min")  # the figure train.stop_on_plateau watches
+    model_class = MelVAE  # built from the recipe's [model], the data's genres and the recipe's front end
 
     def build_datasets(self):
         from ..data.audio_folder import AudioFolder
@@ -37,7 +38,7 @@ class MelTask(Task):
     def build_model(self) -> MelVAE:
         args = dict(self.recipe.model)
         args.update(genres=self.genres, frontend=self.recipe.mel_config)
-        return MelVAE(**args)
+        return self.model_class(**args)
 
     def losses(self, model, batch, step: int) -> dict[str, torch.Tensor]:
         mel, genre = batch

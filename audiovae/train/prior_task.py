@@ -69,13 +69,16 @@ class LatentWindows(torch.utils.data.Dataset):
 class MelPriorTask(Task):
     name = "mel_prior"
     monitor = ("val/prior_nll_per_frame", "min")
+    model_keys = PRIOR_KEYS          # what [model] of the recipe may hold
+    first_stage = ("mel VAE", "runs/mel")  # what model.vae names, and an example
 
     def _settings(self) -> dict:
         settings = dict(self.recipe.model)
-        unknown = set(settings) - set(PRIOR_KEYS)
-        if unknown or "vae" not in settings:
-            raise ConfigError(f"[model] of a mel_prior recipe takes {', '.join(PRIOR_KEYS)} (vae required: the "
-                              f"trained mel VAE, e.g. --set model.vae=runs/mel); got {sorted(settings)}")
+        unknown = set(settings) - set(self.model_keys)
+        if unknown or not settings.get("vae"):
+            what, example = self.first_stage
+            raise ConfigError(f"[model] of a {self.name} recipe takes {', '.join(self.model_keys)} (vae required: "
+                              f"the trained {what}, e.g. --set model.vae={example}); got {sorted(settings)}")
         return settings
 
     def build_datasets(self):

@@ -48,14 +48,8 @@ class CodeWindows(torch.utils.data.Dataset):
 class CodePriorTask(MelPriorTask):
     name = "mel_vqvae_prior"
     monitor = ("val/prior_nll_per_frame", "min")
-
-    def _settings(self) -> dict:
-        settings = dict(self.recipe.model)
-        unknown = set(settings) - set(CODE_PRIOR_KEYS)
-        if unknown or not settings.get("vae"):
-            raise ConfigError(f"[model] of a mel_vqvae_prior recipe takes {', '.join(CODE_PRIOR_KEYS)} (vae required: "
-                              f"the trained VQ-VAE, e.g. --set model.vae=runs/vq); got {sorted(settings)}")
-        return settings
+    model_keys = CODE_PRIOR_KEYS
+    first_stage = ("VQ-VAE", "runs/vq")
 
     def build_datasets(self):
         settings = self._settings()

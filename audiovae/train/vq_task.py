@@ -20,11 +20,7 @@ from .mel_task import MelTask
 class MelVQTask(MelTask):
     name = "mel_vqvae"
     monitor = ("val/spectral_convergence", "min")
-
-    def build_model(self) -> MelVQVAE:
-        args = dict(self.recipe.model)
-        args.update(genres=self.genres, frontend=self.recipe.mel_config)
-        return MelVQVAE(**args)
+    model_class = MelVQVAE
 
     def losses(self, model, batch, step: int) -> dict[str, torch.Tensor]:
         mel, genre = batch
