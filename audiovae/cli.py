@@ -287,8 +287,10 @@ def _score_spans(model, args) -> int:
     print(f"{'rank':>4}  {'file':<{width}}  {'score':>6}  flagged spans (score: standard deviations above the "
           f"model's typical held-out {window:.2g} s window; threshold {threshold:g}; most anomalous first)")
     for rank, r in enumerate(scored, 1):
-        spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b, _ in r.spans) or "-"
-        print(f"{rank:>4}  {r.path:<{width}}  {r.score:>6.2f}  {spans}")
+        spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b, _ in r.spans)
+        if r.whole:
+            spans = f"the whole recording (its latent moves unlike music: {r.motion:.1f} SD)" + (spans and "; " + spans)
+        print(f"{rank:>4}  {r.path:<{width}}  {r.score:>6.2f}  {spans or '-'}")
     _print_failed([(r.path, r.error) for r in results if r.error is not None])
     if args.png:
         from .audio.plots import anomaly_figure, save_figure
@@ -301,13 +303,15 @@ def _score_spans(model, args) -> int:
             used.add(name)
             save_figure(anomaly_figure(r.mel, r.curve, r.spans, threshold=threshold,
                                        frames_per_second=model.frontend.frames_per_second,
-                                       curve_rate=r.frames_per_second, title=Path(r.path).name),
+                                       curve_rate=r.frames_per_second,
+                                       title=Path(r.path).name + (" (whole recording atypical)" if r.whole else "")),
                         folder / f"{name}_anomaly.png")
         print(f"wrote {len(scored)} pictures to {folder}")
     spans = [{"path": r.path, "start": round(a, 3), "end": round(b, 3), "peak": round(p, 3)}
              for r in scored for a, b, p in r.spans]
     if args.json:
-        rows = [{"rank": rank, "path": r.path, "score": round(r.score, 3),
+        rows = [{"rank": rank, "path": r.path, "score": round(r.score, 3), "whole": r.whole,
+                 "motion": round(r.motion, 3),
                  "spans": [{k: v for k, v in s.items() if k != "path"} for s in spans if s["path"] == r.path]}
                 for rank, r in enumerate(scored, 1)]
         rows += [{"rank": None, "path": r.path, "score": None, "error": r.error} for r in results if r.error]
@@ -316,9 +320,12 @@ def _score_spans(model, args) -> int:
             "unit": f"standard deviations above the model's typical held-out {window:.2g} s window"}, indent=2))
     if args.csv:
         table = io.StringIO()
-        writer = csv.DictWriter(table, fieldnames=["path", "start", "end", "peak"], lineterminator="\n")
+        writer = csv.DictWriter(table, fieldnames=["path", "start", "end", "peak", "kind"], lineterminator="\n")
         writer.writeheader()
-        writer.writerows(spans)
+        # a recording atypical as a whole is one row from its start to its end, peaking at its score
+        seconds = lambda r: round(r.mel.shape[-1] / model.frontend.frames_per_second, 3)  # noqa: E731
+        writer.writerows([{"path": r.path, "start": 0.0, "end": seconds(r), "peak": round(r.score, 3), "kind": "whole"}
+                          for r in scored if r.whole] + [row | {"kind": "window"} for row in spans])
         atomic_write_text(args.csv, table.getvalue())
     if not scored:
         raise AudioVAEError(f"none of the {len(results)} files could be scored")
@@ -541,7 +548,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "calibration (every model trained by this version, and default-mel): each file's score is "
                          "its worst 0.25 s window in standard deviations above the model's typical held-out window "
                          "(the window's latent KL, its reconstruction error against a background model and its "
-                         "systematic reconstruction error, see the README), and "
+                         "systematic reconstruction error, see the README), or, when larger, how unlike music its "
+                         "latent moves over 8 s (steady noise, test tones: the whole recording is flagged), and "
                          "the time spans above --threshold are listed (--png draws them, --json/--csv write them). "
                          "MIDI models: each bar's negative ELBO against the piece's own typical bar, and the bars "
                          "above --threshold (--json: every bar). Older mel models without a calibration: the "
@@ -552,7 +560,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "standard deviations [default: the model's calibration; MIDI: 8]")
     p.add_argument("--png", help="folder for one picture per file: the mel, the anomaly curve, the flagged spans")
     p.add_argument("--json", help="also write the ranking (and spans) as JSON here")
-    p.add_argument("--csv", help="also write the flagged spans as CSV here (path, start, end, peak)")
+    p.add_argument("--csv", help="also write the flagged spans as CSV here (path, start, end, peak, kind: window, "
+                   "or whole for a recording atypical as a whole)")
     shared.add_device(p)
     p.set_defaults(func=cmd_score)
 

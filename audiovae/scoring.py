@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import AudioReadError, MidiReadError
-from .latent.anomaly import Calibration, anomaly_scores, calibrate, calibrated_map, flagged_spans, latent_rate
+from .latent.anomaly import Calibration, anomaly_scores, calibrate, calibrated_scores, flagged_spans, latent_rate
 
 
 def _file_score(model, path, max_seconds: float | None) -> float:
@@ -43,14 +43,19 @@ def score_files(model, paths, *, max_seconds: float | None = None
 
 @dataclass
 class FileAnomaly:
-    """Where a recording looks damaged. score: the largest calibrated window score (standard deviations above the
-    model's typical held-out window); spans: (start s, end s, peak) above the threshold; curve: the calibrated map
-    Tensor[T'] at ``frames_per_second``; mel: the log-mel that was scored. For an unusable file all are empty and
+    """Where a recording looks damaged. score: the file's score, the larger of its largest calibrated window score
+    (standard deviations above the model's typical held-out window) and its ``motion`` brought to the same scale
+    (:meth:`audiovae.latent.anomaly.Calibration.motion_on_map_scale`); spans: (start s, end s, peak) of the map above the
+    threshold; whole: the recording as a whole is atypical (its rescaled motion is above the threshold: steady noise,
+    a test tone); motion: how unlike held-out music its latent moves, in standard deviations; curve: the calibrated
+    map Tensor[T'] at ``frames_per_second``; mel: the log-mel that was scored. For an unusable file all are empty and
     ``error`` says why."""
 
     path: str
     score: float | None = None
     spans: list[tuple[float, float, float]] = field(default_factory=list)
+    whole: bool = False
+    motion: float | None = None
     curve: torch.Tensor | None = None
     mel: torch.Tensor | None = None
     frames_per_second: float = 0.0
@@ -73,10 +78,13 @@ def inspect_mel(model, mel: torch.Tensor, *, path: str | os.PathLike = "<mel>", 
     if calibration is None:
         raise ConfigError(f"{getattr(model, 'checkpoint_path', 'the model')} has no anomaly calibration; run "
                           "`audiovae calibrate MODEL --data DIR` (the folders it was trained on)")
-    curve = calibrated_map(model, mel[None], calibration)[0].cpu()
+    curves, motions = calibrated_scores(model, mel[None], calibration)
+    curve, motion = curves[0].cpu(), float(motions[0])
     rate = latent_rate(model)
-    spans = flagged_spans(curve, calibration.threshold if threshold is None else threshold, rate)
-    return FileAnomaly(os.fspath(path), float(curve.max()), spans, curve, mel.cpu(), rate)
+    threshold = calibration.threshold if threshold is None else threshold
+    rescaled = calibration.motion_on_map_scale(motion)
+    return FileAnomaly(os.fspath(path), max(float(curve.max()), rescaled), flagged_spans(curve, threshold, rate),
+                       rescaled > threshold, motion, curve, mel.cpu(), rate)
 
 
 def inspect_audio(model, path, *, threshold: float | None = None, max_seconds: float | None = None) -> FileAnomaly:

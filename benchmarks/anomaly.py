@@ -19,9 +19,10 @@ one, 0.5 = chance) for the calibrated score (the worst window of the anomaly map
 deviations above the model's typical held-out window) and, for comparison, the old per-file score (mean negative
 ELBO per frame); for dropouts and bursts, the share of damaged copies with a flagged span (the calibrated
 threshold, or --threshold) within +-0.5 s of a defect, and the share of flagged spans that are near one; then the
-AUROC each term of the map (surprise, misfit, bias) gives alone. The easy case: clean excerpts against white
-noise, pink noise and sine sweeps of the same length (no speech recordings are available offline, so speech is not
-among them). Speed: seconds of audio scored per wall second (reading excluded: the log-mel and the map).
+AUROC each term gives alone: the three terms of the map (surprise, misfit, bias; each file's worst window) and the
+whole-recording motion term. The easy case: clean excerpts against white noise, pink noise and sine sweeps of the
+same length (no speech recordings are available offline, so speech is not among them), and the share of those
+flagged at all. Speed: seconds of audio scored per wall second (reading excluded: the log-mel and the map).
 """
 from __future__ import annotations
 
@@ -124,21 +125,23 @@ def auroc(negatives: list[float], positives: list[float]) -> float:
 
 
 TERMS = ("surprise", "misfit", "bias")
+ALONE = TERMS + ("motion",)
 
 
 @torch.no_grad()
 def score(model, wav: np.ndarray, calibration, threshold: float) -> dict:
     """One clip as `audiovae score` reads it: the calibrated score, its flagged spans and the seconds the scoring
     took (from the waveform: the log-mel and the map); for comparison the old per-file score (mean negative ELBO
-    per frame) and the score each term of the map would give alone (the file's worst window of that term)."""
+    per frame) and the score each term would give alone (the file's worst window of a map term; the motion)."""
     started = time.perf_counter()
     mel = waveform_to_mel(model, wav.astype(np.float32))
     found = inspect_mel(model, mel, threshold=threshold)
     seconds = time.perf_counter() - started
     terms = frame_terms(model, mel[None]).windowed(calibration.window)
     alone = {name: float(replace(calibration, weights=tuple(float(i == k) for i in range(3))).standardise(terms).max())
-             for k, name in enumerate(TERMS)}
-    return {"score": found.score, "spans": found.spans, "seconds": seconds,
+             for k, name in enumerate(TERMS)} | {"motion": found.motion}
+    return {"score": found.score, "spans": found.spans, "flagged": bool(found.spans) or found.whole,
+            "seconds": seconds,
             "old": float(anomaly_scores(model, mel[None])[0]), "alone": alone}
 
 
@@ -160,17 +163,16 @@ def main(argv=None) -> int:
     clean_scores = [score(model, x, calibration, threshold) for x in clean]
     report = {"model": args.model, "excerpts": len(clean), "threshold": threshold, "defects": {}}
     print(f"model {args.model}; {len(clean)} clean {args.seconds:g} s excerpts of held-out tracks of {args.data}; "
-          f"threshold {threshold:g} SD; clean excerpts with a flagged span: "
-          f"{np.mean([bool(s['spans']) for s in clean_scores]):.0%}")
+          f"threshold {threshold:g} SD; clean excerpts flagged: {np.mean([s['flagged'] for s in clean_scores]):.0%}")
     print(f"{'defect':<10} {'AUROC':>6} {'old AUROC':>10} {'files hit':>10} {'spans near':>11}   "
-          f"AUROC of each term alone ({', '.join(TERMS)})")
+          f"AUROC of each term alone ({', '.join(ALONE)})")
     for defect in DEFECTS:
         damaged = [damage(x, defect, rate, rng) for x in clean]
         scored = [score(model, y, calibration, threshold) for y, _ in damaged]
         row = {key: auroc([s[field] for s in clean_scores], [s[field] for s in scored])
                for key, field in (("auroc", "score"), ("auroc_old_score", "old"))}
         row["auroc_term_alone"] = {name: auroc([s["alone"][name] for s in clean_scores],
-                                               [s["alone"][name] for s in scored]) for name in TERMS}
+                                               [s["alone"][name] for s in scored]) for name in ALONE}
         line = f"{defect:<10} {row['auroc']:>6.2f} {row['auroc_old_score']:>10.2f}"
         if defect in LOCALISED:
             hits = [any(near(span, where) for span in s["spans"]) for s, (_, where) in zip(scored, damaged)]
@@ -179,16 +181,17 @@ def main(argv=None) -> int:
             line += f" {row['files_hit']:>10.0%} {row['spans_near_defect']:>11.0%}"
         else:
             line += " " * 22
-        print(line + "   " + " ".join(f"{row['auroc_term_alone'][name]:.2f}" for name in TERMS))
+        print(line + "   " + " ".join(f"{row['auroc_term_alone'][name]:.2f}" for name in ALONE))
         report["defects"][defect] = row
     easy = [score(model, y, calibration, threshold) for y in easy_negatives(10, len(clean[0]), rate, rng)]
     report["easy_auroc"] = auroc([s["score"] for s in clean_scores], [s["score"] for s in easy])
     report["easy_auroc_term_alone"] = {name: auroc([s["alone"][name] for s in clean_scores],
-                                                   [s["alone"][name] for s in easy]) for name in TERMS}
+                                                   [s["alone"][name] for s in easy]) for name in ALONE}
+    report["easy_flagged"] = float(np.mean([s["flagged"] for s in easy]))
     report["audio_seconds_per_second"] = len(clean) * args.seconds / sum(s["seconds"] for s in clean_scores)
     print(f"easy case (white noise, pink noise, sine sweeps against the clean excerpts): "
-          f"AUROC {report['easy_auroc']:.2f}   alone: "
-          + " ".join(f"{report['easy_auroc_term_alone'][name]:.2f}" for name in TERMS))
+          f"AUROC {report['easy_auroc']:.2f}, {report['easy_flagged']:.0%} flagged   alone: "
+          + " ".join(f"{report['easy_auroc_term_alone'][name]:.2f}" for name in ALONE))
     print(f"speed: {report['audio_seconds_per_second']:.0f} s of audio scored per second ({args.threads} threads)")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -13,8 +13,9 @@ import torch
 from audiovae.checkpoint import load, read_config
 from audiovae.cli import main
 from audiovae.errors import ConfigError
-from audiovae.latent.anomaly import (FALSE_ALARM_SHARE, Calibration, calibrate, calibrated_map, flagged_spans,
-                                     frame_terms, moving_average, spectral_background_nll, window_frames)
+from audiovae.latent.anomaly import (FALSE_ALARM_SHARE, MOTION_SECONDS, Calibration, calibrate, calibrated_map,
+                                     calibrated_scores, flagged_spans, frame_terms, latent_motion, latent_rate,
+                                     moving_average, spectral_background_nll, window_frames)
 from conftest import train_tiny_run
 
 
@@ -93,6 +94,32 @@ def test_frame_terms_are_one_value_per_latent_frame_and_the_background_is_spectr
     assert torch.allclose(spectral_background_nll(ramp, scale), torch.full((1, 3), 3 / scale + 4 * math.log(1.0)))
 
 
+def test_latent_motion_is_the_log_spread_of_each_channel_in_every_full_window():
+    code = torch.tensor([[[1.0, -1.0] * 5, [2.0] * 10]])  # [1, 2 channels, 10 frames]
+    motion = latent_motion(code, 4)
+    assert motion.shape == (1, 2, 7)
+    assert torch.allclose(motion[0, 0], torch.zeros(7), atol=1e-6)  # std 1 in every window
+    assert bool((motion[0, 1] < -10).all())  # a channel that does not move at all
+    assert latent_motion(code, 20).shape == (1, 2, 1)  # shorter than one window: the whole input
+
+
+def test_a_steady_input_is_atypical_as_a_whole_and_held_out_recordings_are_not(trained):
+    model = load(trained / "run").eval()
+    calibration = Calibration.from_dict(read_config(trained / "run" / "model")["anomaly_calibration"])
+    assert calibration.motion_window == round(MOTION_SECONDS * latent_rate(model))
+    assert calibration.motion_threshold >= 1.0 and len(calibration.motion_mean) == model.latent_channels
+    from audiovae.data.audio_folder import AudioFolder
+
+    _, held_out = AudioFolder.splits(trained / "data", cache_dir=trained / "cache", mel_config=model.frontend,
+                                     crop_frames=32, progress=False)
+    held = torch.cat([calibrated_scores(model, mel[None], calibration)[1] for _, mel, _ in held_out.eval_items()])
+    # a spectrum that never changes: every latent channel stands still, far below any held-out recording's motion
+    steady = (torch.linspace(-8.0, -2.0, model.frontend.n_mels)[None, :, None]).expand(1, -1, 400).contiguous()
+    still = calibrated_scores(model, steady, calibration)[1]
+    assert float(still) > calibration.motion_threshold and float(still) > float(held.max())
+    assert calibration.motion_on_map_scale(calibration.motion_threshold) == pytest.approx(calibration.threshold)
+
+
 def test_a_calibration_of_an_older_version_is_refused_with_the_way_out():
     old = {"mean": 127.0, "std": 6.7, "window": 22, "windows": 100, "recordings": 4, "threshold": 3.0}
     with pytest.raises(ConfigError, match="audiovae calibrate"):
@@ -117,12 +144,14 @@ def test_score_lists_spans_and_writes_pictures_json_and_csv(trained, tmp_path, c
     report = json.loads(out[1].read_text())
     scored = [f for f in report["files"] if f["score"] is not None]
     assert len(scored) == 2 and report["threshold"] == -100
-    # everything is above a threshold of -100 SD: one span covering each whole clip
+    # everything is above a threshold of -100 SD: one span covering each whole clip, and each clip atypical as a whole
     for entry in scored:
         assert len(entry["spans"]) == 1 and entry["spans"][0]["start"] == 0.0
         assert entry["spans"][0]["end"] == pytest.approx(2.0, abs=0.2)
+        assert entry["whole"] and math.isfinite(entry["motion"])
     rows = list(csv.DictReader(out[2].open()))
     assert {row["path"] for row in rows} == {str(good), str(bad)}
+    assert sorted(row["kind"] for row in rows) == ["whole", "whole", "window", "window"]
     assert [f for f in report["files"] if f["score"] is None][0]["error"]
 
 

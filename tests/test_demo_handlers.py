@@ -288,7 +288,7 @@ def test_inspect_shows_the_curve_flags_spans_and_plays_the_worst(mel, tmp_path):
     assert 0.3 < len(read(result.audio)) / SR <= 3.0
     assert png_size(result.picture)[1] > 300  # the mel above the curve
     calm = handlers.inspect_clip(mel, burst, threshold=50.0, out_dir=tmp_path)
-    assert "nothing above 50" in calm.message and abs(len(read(calm.audio)) / SR - 1.5) < 0.05
+    assert "No window above 50" in calm.message and abs(len(read(calm.audio)) / SR - 1.5) < 0.05
     with pytest.raises(DemoInputError, match="not an audio file"):
         (tmp_path / "x.wav").write_text("text")
         handlers.inspect_clip(mel, tmp_path / "x.wav", out_dir=tmp_path)

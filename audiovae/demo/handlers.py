@@ -355,6 +355,7 @@ def inspect_clip(model, path, *, threshold: float | None = None, max_seconds: fl
     1 s window) as audio to listen to, with 0.25 s of context on each side."""
     from ..audio.io import normalize, read_audio
     from ..audio.plots import anomaly_figure
+    from ..latent.anomaly import MOTION_SECONDS
     from ..scoring import calibration_of, inspect_mel
 
     try:
@@ -390,13 +391,16 @@ def inspect_clip(model, path, *, threshold: float | None = None, max_seconds: fl
     figure.savefig(picture, dpi=80)
     plt.close(figure)
     _report(progress, 1.0, "done")
+    whole = (f"the whole recording is unlike the music this model knows: its latent moves {found.motion:.1f} "
+             f"standard deviations away from typical over {MOTION_SECONDS:g} s (steady noise or a test tone look like "
+             "this). " if found.whole else "")
     if spans:
         listed = ", ".join(f"{s:.1f}-{e:.1f} s (peak {p:.1f})" for s, e, p in spans)
-        message = (f"{name}: {len(spans)} flagged span{'s' if len(spans) > 1 else ''} above {threshold:g} standard "
-                   f"deviations: {listed}. Playing the worst one.")
+        message = (f"{name}: {whole}{len(spans)} flagged span{'s' if len(spans) > 1 else ''} above {threshold:g} "
+                   f"standard deviations: {listed}. Playing the worst one.")
     else:
-        message = (f"{name}: nothing above {threshold:g} standard deviations (worst window {float(curve.max()):.1f}). "
-                   "Playing the worst 1 s window.")
+        message = (f"{name}: {whole}No window above {threshold:g} standard deviations (worst window "
+                   f"{float(curve.max()):.1f}). Playing the worst 1 s window.")
     return AudioResult(picture, audio, message)
 
 

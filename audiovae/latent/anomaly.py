@@ -10,7 +10,8 @@ one model against each other; they do not compare across models. Files are read 
 For defects inside a recording (clipping, dropouts, noise bursts) a mel model has a second, calibrated map, one
 value per latent frame (:func:`frame_terms`, :func:`calibrate`, :func:`calibrated_map`, :func:`flagged_spans`): three
 terms that, unlike the ELBO, do not rise and fall with how busy the music is, in standard deviations above the
-model's own held-out windows.
+model's own held-out windows. For whole recordings that are not music at all (steady noise), which every short
+window explains well, a slower term follows how the latent moves over several seconds (:meth:`Calibration.motion`).
 """
 from __future__ import annotations
 
@@ -73,9 +74,10 @@ def anomaly_scores(model, x: torch.Tensor, cond: torch.Tensor | None = None) -> 
 # recordings this finds clipping, dropouts and noise bursts that the KL alone or the ELBO miss (benchmarks/anomaly.py
 # and the README give the figures).
 WINDOW_SECONDS = 0.25
+MOTION_SECONDS = 8.0       # the stretch over which the latent's motion is measured (see Calibration.motion)
 EDGE_SECONDS = 0.5         # context mirrored in at both ends of an input (see frame_terms)
 FALSE_ALARM_SHARE = 2e-3   # the default threshold is exceeded by this share of the held-out windows
-CALIBRATION_VERSION = 2
+CALIBRATION_VERSION = 3
 # How much each standardised term counts (surprise, misfit, bias). Real music's surprise is spiky (every strong onset
 # is a surprise), so it counts half; the bias counts most, as it is the only term that tells clipping and
 # band-limiting apart from busy music. Chosen on damaged copies of held-out tracks of music_real and audio_genres
@@ -96,14 +98,18 @@ class FrameTerms:
     bias Tensor[B, n_mels, T']: the mean signed reconstruction error x - x_hat per mel bin (log-mel units). Busy
         music gives large errors of either sign; a defect gives errors of one sign that persist (the energy of
         clipping or noise that the model cannot produce, the silence of a dropout it fills in).
+    code Tensor[B, D, T']: the latent at the posterior mode, one D-vector per latent frame (the quantised vector for a
+        VQ model), for :func:`latent_motion`. ``windowed`` leaves it as it is.
     """
 
     surprise: torch.Tensor
     misfit: torch.Tensor
     bias: torch.Tensor
+    code: torch.Tensor
 
     def windowed(self, width: int) -> "FrameTerms":
-        return FrameTerms(*(moving_average(term, width) for term in (self.surprise, self.misfit, self.bias)))
+        averaged = (moving_average(term, width) for term in (self.surprise, self.misfit, self.bias))
+        return FrameTerms(*averaged, self.code)
 
 
 def spectral_background_nll(x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -126,13 +132,26 @@ def frame_terms(model, x: torch.Tensor, cond: torch.Tensor | None = None) -> Fra
     pad = min(round(EDGE_SECONDS * model.frontend.frames_per_second), frames - 1) // step * step
     padded = torch.nn.functional.pad(x, (pad, pad), mode="reflect") if pad else x
     posterior = model.encode(padded, cond)
-    x_hat = model.decode(posterior.mode(), cond, frames=padded.shape[-1]).float()
+    code = posterior.mode()
+    x_hat = model.decode(code, cond, frames=padded.shape[-1]).float()
     surprise = model.to_sequence(model.latent_kl(posterior, cond)).float().sum(-1)  # [B, T' + 2 pad / step]
     latent_frames = surprise.shape[1]
     misfit = model.frame_nll(padded, x_hat).float() - spectral_background_nll(padded, model.recon_scale)
     keep = slice(pad // step, latent_frames - pad // step)
     return FrameTerms(surprise[:, keep], per_latent_frame(misfit, latent_frames)[:, keep],
-                      per_latent_frame(padded - x_hat, latent_frames, mean=True)[..., keep])
+                      per_latent_frame(padded - x_hat, latent_frames, mean=True)[..., keep],
+                      model.to_sequence(code).float().transpose(1, 2)[..., keep])
+
+
+def latent_motion(code: torch.Tensor, width: int) -> torch.Tensor:
+    """How much each latent channel moves: the log standard deviation over time of code Tensor[B, D, T'] in every
+    full window of ``width`` latent frames, Tensor[B, D, T' - width + 1] (Tensor[B, D, 1], the whole input, when it
+    is shorter than one window)."""
+    if code.shape[-1] > width:
+        code = code.unfold(-1, width, 1)  # [B, D, windows, width]
+    else:
+        code = code[..., None, :]
+    return code.double().std(-1, correction=0).clamp_min(1e-6).log().float()
 
 
 def moving_average(values: torch.Tensor, width: int) -> torch.Tensor:
@@ -180,6 +199,11 @@ class Calibration:
     weights: tuple[float, float, float]
     total: tuple[float, float]
     threshold: float
+    motion_window: int
+    motion_mean: tuple[float, ...]
+    motion_std: tuple[float, ...]
+    motion_total: tuple[float, float]
+    motion_threshold: float
     windows: int
     recordings: int
     version: int = CALIBRATION_VERSION
@@ -205,6 +229,24 @@ class Calibration:
         std = torch.tensor(self.bias_std, device=device)[:, None]
         summed = _summed_scores(terms, self.surprise, self.misfit, mean, std, self.weights)
         return (summed - self.total[0]) / self.total[1]
+
+    def motion(self, terms: FrameTerms) -> torch.Tensor:
+        """How unlike held-out music the latent moves, Tensor[B]: the largest over the input's windows of
+        ``motion_window`` frames of the mean over channels of the squared standard score of each channel's log
+        standard deviation, standardised by ``motion_total``. Steady noise or a test tone barely moves the latent
+        in any channel, a cut or a splice moves it too much; music sits in between. A typicality test over a
+        stretch of frames (Nalisnick et al. 2019) rather than a likelihood: every short window of steady noise is
+        explained well."""
+        device = terms.code.device
+        mean = torch.tensor(self.motion_mean, device=device)[:, None]
+        std = torch.tensor(self.motion_std, device=device)[:, None]
+        spread = (((latent_motion(terms.code, self.motion_window) - mean) / std) ** 2).mean(-2)
+        return ((spread - self.motion_total[0]) / self.motion_total[1]).amax(-1)
+
+    def motion_on_map_scale(self, motion):
+        """:meth:`motion` rescaled so that it reaches ``threshold`` at the same held-out false-alarm rate as the map
+        does (a recording's score is the larger of its map's peak and this)."""
+        return motion * (self.threshold / self.motion_threshold)
 
 
 def _summed_scores(terms: FrameTerms, surprise, misfit, bias_mean, bias_std, weights) -> torch.Tensor:
@@ -234,7 +276,7 @@ def calibrate(model, inputs, *, window_seconds: float = WINDOW_SECONDS, threshol
     if not seen:
         raise ParameterError("calibration needs at least one held-out input")
     pooled = FrameTerms(*(torch.cat([getattr(t, name)[0].cpu() for t in seen], -1)
-                          for name in ("surprise", "misfit", "bias")))
+                          for name in ("surprise", "misfit", "bias", "code")))
     surprise, misfit = _mean_std(pooled.surprise), _mean_std(pooled.misfit)
     bias_mean, bias_std = _mean_std(pooled.bias, dim=1)
     summed = _summed_scores(pooled, surprise, misfit, bias_mean.float()[:, None], bias_std.float()[:, None], weights)
@@ -242,11 +284,21 @@ def calibrate(model, inputs, *, window_seconds: float = WINDOW_SECONDS, threshol
     if threshold is None:
         standard = ((summed.double() - total[0]) / total[1]).numpy()
         threshold = float(np.quantile(standard, 1 - FALSE_ALARM_SHARE))
+    motion_window = max(2, round(MOTION_SECONDS * latent_rate(model)))
+    motion = torch.cat([latent_motion(t.code.cpu(), motion_window)[0] for t in seen], -1)  # [D, windows]
+    motion_mean, motion_std = _mean_std(motion, dim=1)
+    spread = (((motion.double() - motion_mean[:, None]) / motion_std[:, None]) ** 2).mean(0)
+    motion_total = _mean_std(spread)
+    # at least 1 SD: with a handful of held-out windows the quantile says little
+    motion_threshold = max(1.0, float(np.quantile(((spread - motion_total[0]) / motion_total[1]).numpy(),
+                                                  1 - FALSE_ALARM_SHARE)))
     floats = lambda pair: tuple(float(v) for v in pair)  # noqa: E731
     return Calibration(window=width, surprise=floats(surprise), misfit=floats(misfit),
                        bias_mean=floats(bias_mean), bias_std=floats(bias_std), weights=floats(weights),
-                       total=floats(total),
-                       threshold=round(threshold, 2), windows=int(summed.numel()), recordings=len(seen))
+                       total=floats(total), threshold=round(threshold, 2),
+                       motion_window=motion_window, motion_mean=floats(motion_mean), motion_std=floats(motion_std),
+                       motion_total=floats(motion_total), motion_threshold=round(motion_threshold, 2),
+                       windows=int(summed.numel()), recordings=len(seen))
 
 
 @torch.no_grad()
@@ -254,7 +306,16 @@ def calibrated_map(model, x: torch.Tensor, calibration: Calibration, cond: torch
                    ) -> torch.Tensor:
     """How far each window of log-mels Tensor[B, n_mels, frames] is above the model's typical held-out window, in
     standard deviations: Tensor[B, T'] (one value per latent frame, the window centred on it)."""
-    return calibration.standardise(frame_terms(model, x, cond).windowed(calibration.window))
+    return calibrated_scores(model, x, calibration, cond)[0]
+
+
+@torch.no_grad()
+def calibrated_scores(model, x: torch.Tensor, calibration: Calibration, cond: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The calibrated map Tensor[B, T'] (:func:`calibrated_map`) and the motion score Tensor[B]
+    (:meth:`Calibration.motion`) of log-mels Tensor[B, n_mels, frames], from one pass through the model."""
+    terms = frame_terms(model, x, cond).windowed(calibration.window)
+    return calibration.standardise(terms), calibration.motion(terms)
 
 
 def flagged_spans(scores: torch.Tensor, threshold: float, frames_per_second: float, *, merge_gap: float = 0.25
