@@ -240,7 +240,7 @@ class Calibration:
         device = terms.code.device
         mean = torch.tensor(self.motion_mean, device=device)[:, None]
         std = torch.tensor(self.motion_std, device=device)[:, None]
-        spread = (((latent_motion(terms.code, self.motion_window) - mean) / std) ** 2).mean(-2)
+        spread = _motion_spread(latent_motion(terms.code, self.motion_window), mean, std)
         return ((spread - self.motion_total[0]) / self.motion_total[1]).amax(-1)
 
     def motion_on_map_scale(self, motion):
@@ -253,6 +253,12 @@ def _summed_scores(terms: FrameTerms, surprise, misfit, bias_mean, bias_std, wei
     return (weights[0] * (terms.surprise - surprise[0]) / surprise[1]
             + weights[1] * (terms.misfit - misfit[0]) / misfit[1]
             + weights[2] * ((terms.bias - bias_mean) / bias_std).mean(-2))
+
+
+def _motion_spread(motion: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Log spreads Tensor[..., D, windows] (:func:`latent_motion`) -> the mean over the D channels of their squared
+    standard scores, Tensor[..., windows]; mean, std: Tensor[D, 1]."""
+    return (((motion - mean) / std) ** 2).mean(-2)
 
 
 def _mean_std(values: torch.Tensor, dim=None) -> tuple:
@@ -287,7 +293,7 @@ def calibrate(model, inputs, *, window_seconds: float = WINDOW_SECONDS, threshol
     motion_window = max(2, round(MOTION_SECONDS * latent_rate(model)))
     motion = torch.cat([latent_motion(t.code.cpu(), motion_window)[0] for t in seen], -1)  # [D, windows]
     motion_mean, motion_std = _mean_std(motion, dim=1)
-    spread = (((motion.double() - motion_mean[:, None]) / motion_std[:, None]) ** 2).mean(0)
+    spread = _motion_spread(motion.double(), motion_mean[:, None], motion_std[:, None])
     motion_total = _mean_std(spread)
     # at least 1 SD: with a handful of held-out windows the quantile says little
     motion_threshold = max(1.0, float(np.quantile(((spread - motion_total[0]) / motion_total[1]).numpy(),
