@@ -289,7 +289,7 @@ def _score_spans(model, args) -> int:
     for rank, r in enumerate(scored, 1):
         spans = ", ".join(f"{a:.1f}-{b:.1f} s" for a, b, _ in r.spans)
         if r.whole:
-            spans = f"the whole recording (its latent moves unlike music: {r.motion:.1f} SD)" + (spans and "; " + spans)
+            spans = f"the whole recording ({'; '.join(r.whole)})" + (spans and "; " + spans)
         print(f"{rank:>4}  {r.path:<{width}}  {r.score:>6.2f}  {spans or '-'}")
     _print_failed([(r.path, r.error) for r in results if r.error is not None])
     if args.png:
@@ -304,14 +304,15 @@ def _score_spans(model, args) -> int:
             save_figure(anomaly_figure(r.mel, r.curve, r.spans, threshold=threshold,
                                        frames_per_second=model.frontend.frames_per_second,
                                        curve_rate=r.frames_per_second,
-                                       title=Path(r.path).name + (" (whole recording atypical)" if r.whole else "")),
+                                       title=Path(r.path).name + (f" (whole: {'; '.join(r.whole)})"
+                                                                  if r.whole else "")),
                         folder / f"{name}_anomaly.png")
         print(f"wrote {len(scored)} pictures to {folder}")
     spans = [{"path": r.path, "start": round(a, 3), "end": round(b, 3), "peak": round(p, 3)}
              for r in scored for a, b, p in r.spans]
     if args.json:
         rows = [{"rank": rank, "path": r.path, "score": round(r.score, 3), "whole": r.whole,
-                 "motion": round(r.motion, 3),
+                 "motion": round(r.motion, 3), "hum": None if r.hum is None else round(r.hum, 3), "hum_hz": r.hum_hz,
                  "spans": [{k: v for k, v in s.items() if k != "path"} for s in spans if s["path"] == r.path]}
                 for rank, r in enumerate(scored, 1)]
         rows += [{"rank": None, "path": r.path, "score": None, "error": r.error} for r in results if r.error]
@@ -549,7 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "its worst 0.25 s window in standard deviations above the model's typical held-out window "
                          "(the window's latent KL, its reconstruction error against a background model and its "
                          "systematic reconstruction error, see the README), or, when larger, how unlike music its "
-                         "latent moves over 8 s (steady noise, test tones: the whole recording is flagged), and "
+                         "latent moves over 8 s (steady noise, test tones) or how strong a steady mains hum line "
+                         "(50/60 Hz) is, each against the model's held-out recordings (the whole recording is flagged), "
+                         "and "
                          "the time spans above --threshold are listed (--png draws them, --json/--csv write them). "
                          "MIDI models: each bar's negative ELBO against the piece's own typical bar, and the bars "
                          "above --threshold (--json: every bar). Older mel models without a calibration: the "
@@ -559,7 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="flag windows (bars, for MIDI) scoring above this many "
                    "standard deviations [default: the model's calibration; MIDI: 8]")
     p.add_argument("--png", help="folder for one picture per file: the mel, the anomaly curve, the flagged spans")
-    p.add_argument("--json", help="also write the ranking (and spans) as JSON here")
+    p.add_argument("--json", help="also write the ranking (and spans) as JSON here; per file: "
+                   "score, whole (why the whole recording is flagged), motion and hum (SD), hum_hz, spans")
     p.add_argument("--csv", help="also write the flagged spans as CSV here (path, start, end, peak, kind: window, "
                    "or whole for a recording atypical as a whole)")
     shared.add_device(p)

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .audio.hum import MainsHum, mains_hum
 from .errors import AudioReadError, MidiReadError
-from .latent.anomaly import Calibration, anomaly_scores, calibrate, calibrated_scores, flagged_spans, latent_rate
+from .latent.anomaly import (MOTION_SECONDS, Calibration, anomaly_scores, calibrate, calibrated_scores, flagged_spans,
+                             latent_rate)
 
 
 def _file_score(model, path, max_seconds: float | None) -> float:
@@ -43,19 +45,24 @@ def score_files(model, paths, *, max_seconds: float | None = None
 
 @dataclass
 class FileAnomaly:
-    """Where a recording looks damaged. score: the file's score, the larger of its largest calibrated window score
-    (standard deviations above the model's typical held-out window) and its ``motion`` brought to the same scale
-    (:meth:`audiovae.latent.anomaly.Calibration.motion_on_map_scale`); spans: (start s, end s, peak) of the map above the
-    threshold; whole: the recording as a whole is atypical (its rescaled motion is above the threshold: steady noise,
-    a test tone); motion: how unlike held-out music its latent moves, in standard deviations; curve: the calibrated
-    map Tensor[T'] at ``frames_per_second``; mel: the log-mel that was scored. For an unusable file all are empty and
-    ``error`` says why."""
+    """Where a recording looks damaged. score: the file's score, the largest of its largest calibrated window score
+    (standard deviations above the model's typical held-out window) and its whole-recording terms, ``motion`` and
+    ``hum``, each brought to the same scale (:meth:`audiovae.latent.anomaly.Calibration.on_map_scale`); spans:
+    (start s, end s, peak) of the map above the threshold; whole: why the recording as a whole is atypical, one
+    phrase per whole-recording term above the threshold (its latent moves unlike music: steady noise, a test tone;
+    mains hum), empty when it is not; motion: how unlike held-out music its latent moves, in standard deviations;
+    hum, hum_hz: its strongest mains hum in standard deviations above held-out recordings and at which mains
+    frequency (None when not measured: no waveform, or a calibration without the hum term); curve: the calibrated
+    map Tensor[T'] at ``frames_per_second``; mel: the log-mel that was scored. For an unusable file all are empty
+    and ``error`` says why."""
 
     path: str
     score: float | None = None
     spans: list[tuple[float, float, float]] = field(default_factory=list)
-    whole: bool = False
+    whole: list[str] = field(default_factory=list)
     motion: float | None = None
+    hum: float | None = None
+    hum_hz: float | None = None
     curve: torch.Tensor | None = None
     mel: torch.Tensor | None = None
     frames_per_second: float = 0.0
@@ -68,10 +75,11 @@ def calibration_of(model) -> Calibration | None:
     return Calibration.from_dict(stored) if stored else None
 
 
-def inspect_mel(model, mel: torch.Tensor, *, path: str | os.PathLike = "<mel>", threshold: float | None = None
-                ) -> FileAnomaly:
+def inspect_mel(model, mel: torch.Tensor, *, path: str | os.PathLike = "<mel>", threshold: float | None = None,
+                hum: MainsHum | None = None) -> FileAnomaly:
     """The calibrated anomaly map of a log-mel Tensor[n_mels, frames] and its spans above ``threshold`` (None: the
-    calibration's); ConfigError for a model without calibration."""
+    calibration's); ``hum``: the mains hum of the same recording's waveform (:func:`audiovae.audio.hum.mains_hum`;
+    None: hum is not judged, as the log-mel alone cannot show it). ConfigError for a model without calibration."""
     from .errors import ConfigError
 
     calibration = calibration_of(model)
@@ -80,19 +88,39 @@ def inspect_mel(model, mel: torch.Tensor, *, path: str | os.PathLike = "<mel>", 
                           "`audiovae calibrate MODEL --data DIR` (the folders it was trained on)")
     curves, motions = calibrated_scores(model, mel[None], calibration)
     curve, motion = curves[0].cpu(), float(motions[0])
-    rate = latent_rate(model)
     threshold = calibration.threshold if threshold is None else threshold
-    rescaled = calibration.motion_on_map_scale(motion)
-    return FileAnomaly(os.fspath(path), max(float(curve.max()), rescaled), flagged_spans(curve, threshold, rate),
-                       rescaled > threshold, motion, curve, mel.cpu(), rate)
+    whole_terms = [(calibration.on_map_scale(motion, calibration.motion_threshold),
+                    f"its latent moves unlike music over {MOTION_SECONDS:g} s: {motion:.1f} SD")]
+    hum_sd, hum_hz = (calibration.hum_score(hum) if hum is not None else None) or (None, None)
+    if hum_sd is not None:
+        whole_terms.append((calibration.on_map_scale(hum_sd, calibration.hum_threshold),
+                            f"mains hum at {hum_hz:g} Hz: {hum_sd:.1f} SD"))
+    rate = latent_rate(model)
+    return FileAnomaly(os.fspath(path), max([float(curve.max())] + [value for value, _ in whole_terms]),
+                       flagged_spans(curve, threshold, rate),
+                       whole=[why for value, why in whole_terms if value > threshold], motion=motion,
+                       hum=hum_sd, hum_hz=hum_hz, curve=curve, mel=mel.cpu(), frames_per_second=rate)
+
+
+def inspect_waveform(model, waveform, *, path: str | os.PathLike = "<waveform>", threshold: float | None = None,
+                     max_seconds: float | None = None) -> FileAnomaly:
+    """:func:`inspect_mel` of a waveform float[samples] at the model's sample rate, its mains hum included;
+    AudioReadError naming ``path`` for a clip that is too short, too long or silent."""
+    from .inference import model_mel_config, waveform_to_mel
+
+    mel = waveform_to_mel(model, waveform, path=path, max_seconds=max_seconds)
+    return inspect_mel(model, mel, path=path, threshold=threshold,
+                       hum=mains_hum(waveform, model_mel_config(model).sample_rate))
 
 
 def inspect_audio(model, path, *, threshold: float | None = None, max_seconds: float | None = None) -> FileAnomaly:
-    """:func:`inspect_mel` of one audio file read through the model's front end; AudioReadError for an unusable
+    """:func:`inspect_waveform` of one audio file read at the model's sample rate; AudioReadError for an unusable
     file."""
-    from .inference import clip_to_mel
+    from .audio.io import read_audio
+    from .inference import model_mel_config
 
-    return inspect_mel(model, clip_to_mel(model, path, max_seconds=max_seconds), path=path, threshold=threshold)
+    waveform, _ = read_audio(path, sample_rate=model_mel_config(model).sample_rate)
+    return inspect_waveform(model, waveform, path=path, threshold=threshold, max_seconds=max_seconds)
 
 
 def inspect_files(model, paths, *, threshold: float | None = None, max_seconds: float | None = None
@@ -165,9 +193,20 @@ def held_out_calibration(model, held_out, **settings) -> dict | None:
     """Calibration of ``model``'s anomaly map (audiovae.latent.anomaly.Calibration, as a dict) on the recordings of
     an AudioFolder split, each whole; None when the split is empty. ``settings`` go to
     :func:`audiovae.latent.anomaly.calibrate`. The recordings are encoded with no genre, as `audiovae score` encodes
-    files (a map calibrated with the true genre would call every unlabelled file a little anomalous)."""
+    files (a map calibrated with the true genre would call every unlabelled file a little anomalous); their
+    waveforms are read again for the mains-hum term (a file that no longer reads is left out of it)."""
+    from .audio.io import read_audio
+    from .inference import model_mel_config
+
     if not held_out.clips:
         return None
+    rate = model_mel_config(model).sample_rate
+    hum = []
+    for clip in held_out.clips:
+        try:
+            hum.append(mains_hum(read_audio(clip.path, sample_rate=rate)[0], rate).strength)
+        except AudioReadError:
+            continue
     device = next(model.parameters()).device
     items = ((mel.to(device)[None], None) for _, mel, _ in held_out.eval_items())
-    return calibrate(model, items, **settings).to_dict()
+    return calibrate(model, items, hum_strengths=hum or None, **settings).to_dict()

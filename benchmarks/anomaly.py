@@ -16,13 +16,15 @@ Every clip is then peak-normalised by the model's front end, as `audiovae score`
 
 Columns: AUROC of damaged copies against the clean excerpts (1.0 = every damaged copy scores above every clean
 one, 0.5 = chance) for the calibrated score (the worst window of the anomaly map, 0.25 s by default, in standard
-deviations above the model's typical held-out window) and, for comparison, the old per-file score (mean negative
-ELBO per frame); for dropouts and bursts, the share of damaged copies with a flagged span (the calibrated
-threshold, or --threshold) within +-0.5 s of a defect, and the share of flagged spans that are near one; then the
-AUROC each term gives alone: the three terms of the map (surprise, misfit, bias; each file's worst window) and the
-whole-recording motion term. The easy case: clean excerpts against white noise, pink noise and sine sweeps of the
-same length (no speech recordings are available offline, so speech is not among them), and the share of those
-flagged at all. Speed: seconds of audio scored per wall second (reading excluded: the log-mel and the map).
+deviations above the model's typical held-out window, or a whole-recording term brought to the same scale) and,
+for comparison, the old per-file score (mean negative ELBO per frame); for dropouts and bursts, the share of
+damaged copies with a flagged span (the calibrated threshold, or --threshold) within +-0.5 s of a defect, and the
+share of flagged spans that are near one; then the AUROC each term gives alone: the three terms of the map
+(surprise, misfit, bias; each file's worst window) and the whole-recording terms: motion, and mains hum (from the
+waveform) when the calibration has it. The easy case: clean excerpts against white noise, pink noise and sine
+sweeps of the same length (no speech recordings are available offline, so speech is not among them), and the share
+of those flagged at all. Speed: seconds of audio scored per wall second (reading excluded: the log-mel, the map and
+the hum).
 """
 from __future__ import annotations
 
@@ -42,10 +44,9 @@ import audiovae  # noqa: E402
 from _judges import add_split_args  # noqa: E402
 from audiovae.audio.io import normalize, read_audio  # noqa: E402
 from audiovae.data.audio_folder import scan_roots, split_by_group  # noqa: E402
-from audiovae.inference import waveform_to_mel  # noqa: E402
 from audiovae.latent import anomaly_scores  # noqa: E402
 from audiovae.latent.anomaly import frame_terms  # noqa: E402
-from audiovae.scoring import calibration_of, inspect_mel  # noqa: E402
+from audiovae.scoring import calibration_of, inspect_waveform  # noqa: E402
 
 DEFECTS = ("clipping", "dropouts", "hum", "bursts", "reversal", "lowpass")
 LOCALISED = ("dropouts", "bursts")
@@ -125,7 +126,6 @@ def auroc(negatives: list[float], positives: list[float]) -> float:
 
 
 TERMS = ("surprise", "misfit", "bias")
-ALONE = TERMS + ("motion",)
 
 
 @torch.no_grad()
@@ -134,15 +134,17 @@ def score(model, wav: np.ndarray, calibration, threshold: float) -> dict:
     took (from the waveform: the log-mel and the map); for comparison the old per-file score (mean negative ELBO
     per frame) and the score each term would give alone (the file's worst window of a map term; the motion)."""
     started = time.perf_counter()
-    mel = waveform_to_mel(model, wav.astype(np.float32))
-    found = inspect_mel(model, mel, threshold=threshold)
+    found = inspect_waveform(model, wav.astype(np.float32), threshold=threshold)
     seconds = time.perf_counter() - started
-    terms = frame_terms(model, mel[None]).windowed(calibration.window)
+    mel = found.mel[None]
+    terms = frame_terms(model, mel).windowed(calibration.window)
     alone = {name: float(replace(calibration, weights=tuple(float(i == k) for i in range(3))).standardise(terms).max())
              for k, name in enumerate(TERMS)} | {"motion": found.motion}
-    return {"score": found.score, "spans": found.spans, "flagged": bool(found.spans) or found.whole,
+    if found.hum is not None:
+        alone["hum"] = found.hum
+    return {"score": found.score, "spans": found.spans, "flagged": bool(found.spans or found.whole),
             "seconds": seconds,
-            "old": float(anomaly_scores(model, mel[None])[0]), "alone": alone}
+            "old": float(anomaly_scores(model, mel)[0]), "alone": alone}
 
 
 def near(span: tuple[float, float, float], intervals: list[tuple[float, float]]) -> bool:
@@ -158,6 +160,7 @@ def main(argv=None) -> int:
         raise SystemExit(f"{args.model} has no anomaly calibration: run `audiovae calibrate {args.model} --data DIR`")
     rate = model.frontend.sample_rate
     threshold = calibration.threshold if args.threshold is None else args.threshold
+    alone_terms = TERMS + ("motion",) + (() if calibration.hum is None else ("hum",))
     rng = np.random.default_rng(0)
     clean = held_out_excerpts(args, rate, model.frontend)
     clean_scores = [score(model, x, calibration, threshold) for x in clean]
@@ -165,14 +168,14 @@ def main(argv=None) -> int:
     print(f"model {args.model}; {len(clean)} clean {args.seconds:g} s excerpts of held-out tracks of {args.data}; "
           f"threshold {threshold:g} SD; clean excerpts flagged: {np.mean([s['flagged'] for s in clean_scores]):.0%}")
     print(f"{'defect':<10} {'AUROC':>6} {'old AUROC':>10} {'files hit':>10} {'spans near':>11}   "
-          f"AUROC of each term alone ({', '.join(ALONE)})")
+          f"AUROC of each term alone ({', '.join(alone_terms)})")
     for defect in DEFECTS:
         damaged = [damage(x, defect, rate, rng) for x in clean]
         scored = [score(model, y, calibration, threshold) for y, _ in damaged]
         row = {key: auroc([s[field] for s in clean_scores], [s[field] for s in scored])
                for key, field in (("auroc", "score"), ("auroc_old_score", "old"))}
         row["auroc_term_alone"] = {name: auroc([s["alone"][name] for s in clean_scores],
-                                               [s["alone"][name] for s in scored]) for name in ALONE}
+                                               [s["alone"][name] for s in scored]) for name in alone_terms}
         line = f"{defect:<10} {row['auroc']:>6.2f} {row['auroc_old_score']:>10.2f}"
         if defect in LOCALISED:
             hits = [any(near(span, where) for span in s["spans"]) for s, (_, where) in zip(scored, damaged)]
@@ -181,17 +184,17 @@ def main(argv=None) -> int:
             line += f" {row['files_hit']:>10.0%} {row['spans_near_defect']:>11.0%}"
         else:
             line += " " * 22
-        print(line + "   " + " ".join(f"{row['auroc_term_alone'][name]:.2f}" for name in ALONE))
+        print(line + "   " + " ".join(f"{row['auroc_term_alone'][name]:.2f}" for name in alone_terms))
         report["defects"][defect] = row
     easy = [score(model, y, calibration, threshold) for y in easy_negatives(10, len(clean[0]), rate, rng)]
     report["easy_auroc"] = auroc([s["score"] for s in clean_scores], [s["score"] for s in easy])
     report["easy_auroc_term_alone"] = {name: auroc([s["alone"][name] for s in clean_scores],
-                                                   [s["alone"][name] for s in easy]) for name in ALONE}
+                                                   [s["alone"][name] for s in easy]) for name in alone_terms}
     report["easy_flagged"] = float(np.mean([s["flagged"] for s in easy]))
     report["audio_seconds_per_second"] = len(clean) * args.seconds / sum(s["seconds"] for s in clean_scores)
     print(f"easy case (white noise, pink noise, sine sweeps against the clean excerpts): "
           f"AUROC {report['easy_auroc']:.2f}, {report['easy_flagged']:.0%} flagged   alone: "
-          + " ".join(f"{report['easy_auroc_term_alone'][name]:.2f}" for name in ALONE))
+          + " ".join(f"{report['easy_auroc_term_alone'][name]:.2f}" for name in alone_terms))
     print(f"speed: {report['audio_seconds_per_second']:.0f} s of audio scored per second ({args.threads} threads)")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -117,7 +117,9 @@ def test_a_steady_input_is_atypical_as_a_whole_and_held_out_recordings_are_not(t
     steady = (torch.linspace(-8.0, -2.0, model.frontend.n_mels)[None, :, None]).expand(1, -1, 400).contiguous()
     still = calibrated_scores(model, steady, calibration)[1]
     assert float(still) > calibration.motion_threshold and float(still) > float(held.max())
-    assert calibration.motion_on_map_scale(calibration.motion_threshold) == pytest.approx(calibration.threshold)
+    assert calibration.on_map_scale(calibration.motion_threshold, calibration.motion_threshold) == pytest.approx(
+        calibration.threshold)
+    assert calibration.hum is not None and calibration.hum_threshold >= 1.0  # training read the held-out waveforms
 
 
 def test_a_calibration_of_an_older_version_is_refused_with_the_way_out():

@@ -355,7 +355,7 @@ def inspect_clip(model, path, *, threshold: float | None = None, max_seconds: fl
     1 s window) as audio to listen to, with 0.25 s of context on each side."""
     from ..audio.io import normalize, read_audio
     from ..audio.plots import anomaly_figure
-    from ..latent.anomaly import MOTION_SECONDS
+    from ..audio.hum import mains_hum
     from ..scoring import calibration_of, inspect_mel
 
     try:
@@ -368,17 +368,17 @@ def inspect_clip(model, path, *, threshold: float | None = None, max_seconds: fl
     threshold = calibration.threshold if threshold is None else _check_range("the threshold", threshold, 0.0, 50.0)
     _report(progress, 0.0, "reading the clip")
     mel = read_clip(model, path, label="The clip", max_seconds=max_seconds)
-    _report(progress, 0.3, "scoring")
-    found = inspect_mel(model, mel, path=path, threshold=threshold)
-    curve, spans, rate = found.curve, found.spans, found.frames_per_second
     config = model_mel_config(model)
+    wav = normalize(read_audio(path, sample_rate=config.sample_rate)[0])
+    _report(progress, 0.3, "scoring")
+    found = inspect_mel(model, mel, path=path, threshold=threshold, hum=mains_hum(wav, config.sample_rate))
+    curve, spans, rate = found.curve, found.spans, found.frames_per_second
     worst = max(spans, key=lambda s: s[2]) if spans else None
     if worst is None:
         centre = (int(curve.argmax()) + 0.5) / rate
         start, end = centre - 0.5, centre + 0.5
     else:
         start, end = worst[0], worst[1]
-    wav = normalize(read_audio(path, sample_rate=config.sample_rate)[0])
     a, b = max(0, int((start - 0.25) * config.sample_rate)), int((end + 0.25) * config.sample_rate)
     out = fresh_dir(out_dir, "inspect")
     name = Path(path).name
@@ -391,9 +391,8 @@ def inspect_clip(model, path, *, threshold: float | None = None, max_seconds: fl
     figure.savefig(picture, dpi=80)
     plt.close(figure)
     _report(progress, 1.0, "done")
-    whole = (f"the whole recording is unlike the music this model knows: its latent moves {found.motion:.1f} "
-             f"standard deviations away from typical over {MOTION_SECONDS:g} s (steady noise or a test tone look like "
-             "this). " if found.whole else "")
+    whole = (f"the whole recording is atypical: {'; '.join(found.whole)} (standard deviations above the model's "
+             "held-out recordings). " if found.whole else "")
     if spans:
         listed = ", ".join(f"{s:.1f}-{e:.1f} s (peak {p:.1f})" for s, e, p in spans)
         message = (f"{name}: {whole}{len(spans)} flagged span{'s' if len(spans) > 1 else ''} above {threshold:g} "

@@ -12,6 +12,8 @@ value per latent frame (:func:`frame_terms`, :func:`calibrate`, :func:`calibrate
 terms that, unlike the ELBO, do not rise and fall with how busy the music is, in standard deviations above the
 model's own held-out windows. For whole recordings that are not music at all (steady noise), which every short
 window explains well, a slower term follows how the latent moves over several seconds (:meth:`Calibration.motion`).
+Mains hum, which the model reconstructs and predicts well, is measured from the waveform instead
+(:mod:`audiovae.audio.hum`) and standardised against the same held-out recordings (:meth:`Calibration.hum_score`).
 """
 from __future__ import annotations
 
@@ -188,7 +190,10 @@ class Calibration:
     standardised term counts in their sum (the bias as the mean over bins of its per-bin standard scores); total:
     (mean, std) of that sum over the held-out windows, which standardises the map once more. threshold: the
     calibrated score above which a span is flagged (by default the value that ``FALSE_ALARM_SHARE`` of the held-out
-    windows exceed). windows, recordings: how much it saw.
+    windows exceed). motion_*: the same for :meth:`motion`. hum: (mean, std) of the held-out recordings' mains-hum
+    strengths (:func:`audiovae.audio.hum.mains_hum`, nats, one per 10 s window) and hum_threshold the standard score
+    that ``FALSE_ALARM_SHARE`` of them exceed (at least 1); None when calibrated without waveforms. windows,
+    recordings: how much it saw.
     """
 
     window: int
@@ -206,6 +211,8 @@ class Calibration:
     motion_threshold: float
     windows: int
     recordings: int
+    hum: tuple[float, float] | None = None
+    hum_threshold: float | None = None
     version: int = CALIBRATION_VERSION
 
     def to_dict(self) -> dict:
@@ -243,10 +250,20 @@ class Calibration:
         spread = _motion_spread(latent_motion(terms.code, self.motion_window), mean, std)
         return ((spread - self.motion_total[0]) / self.motion_total[1]).amax(-1)
 
-    def motion_on_map_scale(self, motion):
-        """:meth:`motion` rescaled so that it reaches ``threshold`` at the same held-out false-alarm rate as the map
-        does (a recording's score is the larger of its map's peak and this)."""
-        return motion * (self.threshold / self.motion_threshold)
+    def hum_score(self, hum) -> tuple[float, float] | None:
+        """The strongest mains hum of a recording (:class:`audiovae.audio.hum.MainsHum`) in standard deviations
+        above the held-out recordings' windows, and its frequency in Hz; None without a hum calibration."""
+        if self.hum is None:
+            return None
+        worst = int(hum.strength.argmax())
+        return (float(hum.strength[worst]) - self.hum[0]) / self.hum[1], float(hum.frequency[worst])
+
+    def on_map_scale(self, value, term_threshold: float):
+        """A whole-recording term's ``value`` (:meth:`motion`, :meth:`hum_score`) rescaled so that it reaches
+        ``threshold`` where the term reaches its own ``term_threshold`` (``motion_threshold``, ``hum_threshold``):
+        at the same held-out false-alarm rate as the map (a recording's score is the largest of its map's peak and
+        these)."""
+        return value * (self.threshold / term_threshold)
 
 
 def _summed_scores(terms: FrameTerms, surprise, misfit, bias_mean, bias_std, weights) -> torch.Tensor:
@@ -264,17 +281,21 @@ def _motion_spread(motion: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) 
 def _mean_std(values: torch.Tensor, dim=None) -> tuple:
     values = values.double()
     mean = values.mean() if dim is None else values.mean(dim)
-    std = (values.std() if dim is None else values.std(dim)).clamp_min(1e-6)
-    return mean, std
+    count = values.numel() if dim is None else values.shape[dim]
+    if count < 2:  # one value alone has no spread: take 1
+        return mean, torch.ones_like(mean)
+    return mean, (values.std() if dim is None else values.std(dim)).clamp_min(1e-6)
 
 
 @torch.no_grad()
 def calibrate(model, inputs, *, window_seconds: float = WINDOW_SECONDS, threshold: float | None = None,
-              weights: tuple[float, float, float] = TERM_WEIGHTS) -> Calibration:
+              weights: tuple[float, float, float] = TERM_WEIGHTS, hum_strengths=None) -> Calibration:
     """Calibration from held-out inputs: an iterable of (log-mel Tensor[1, n_mels, frames], cond or None), e.g.
     whole recordings. ``window_seconds``: how long a stretch each term averages over (shorter finds short defects
     more precisely and flags more clean music); ``threshold``: the default threshold to store (None: the score that
-    ``FALSE_ALARM_SHARE`` of these windows exceed); ``weights``: of the surprise, misfit and bias terms."""
+    ``FALSE_ALARM_SHARE`` of these windows exceed); ``weights``: of the surprise, misfit and bias terms;
+    ``hum_strengths``: the mains-hum strengths float[windows] of the same recordings' waveforms
+    (:func:`audiovae.audio.hum.mains_hum`), one array per recording, or None for no hum term."""
     if window_seconds <= 0:
         raise ParameterError(f"the window must be positive, got {window_seconds} s")
     width = window_frames(model, window_seconds)
@@ -290,21 +311,31 @@ def calibrate(model, inputs, *, window_seconds: float = WINDOW_SECONDS, threshol
     if threshold is None:
         standard = ((summed.double() - total[0]) / total[1]).numpy()
         threshold = float(np.quantile(standard, 1 - FALSE_ALARM_SHARE))
+    floats = lambda pair: tuple(float(v) for v in pair)  # noqa: E731
     motion_window = max(2, round(MOTION_SECONDS * latent_rate(model)))
     motion = torch.cat([latent_motion(t.code.cpu(), motion_window)[0] for t in seen], -1)  # [D, windows]
     motion_mean, motion_std = _mean_std(motion, dim=1)
     spread = _motion_spread(motion.double(), motion_mean[:, None], motion_std[:, None])
     motion_total = _mean_std(spread)
-    # at least 1 SD: with a handful of held-out windows the quantile says little
-    motion_threshold = max(1.0, float(np.quantile(((spread - motion_total[0]) / motion_total[1]).numpy(),
-                                                  1 - FALSE_ALARM_SHARE)))
-    floats = lambda pair: tuple(float(v) for v in pair)  # noqa: E731
+    motion_threshold = _false_alarm_threshold((spread - motion_total[0]) / motion_total[1])
+    hum = hum_threshold = None
+    if hum_strengths is not None:
+        strengths = torch.from_numpy(np.concatenate([np.asarray(h, dtype=np.float64) for h in hum_strengths]))
+        hum = _mean_std(strengths)
+        hum_threshold = round(_false_alarm_threshold((strengths - hum[0]) / hum[1]), 2)
+        hum = floats(hum)
     return Calibration(window=width, surprise=floats(surprise), misfit=floats(misfit),
                        bias_mean=floats(bias_mean), bias_std=floats(bias_std), weights=floats(weights),
                        total=floats(total), threshold=round(threshold, 2),
                        motion_window=motion_window, motion_mean=floats(motion_mean), motion_std=floats(motion_std),
                        motion_total=floats(motion_total), motion_threshold=round(motion_threshold, 2),
-                       windows=int(summed.numel()), recordings=len(seen))
+                       windows=int(summed.numel()), recordings=len(seen), hum=hum, hum_threshold=hum_threshold)
+
+
+def _false_alarm_threshold(standard: torch.Tensor) -> float:
+    """The standard score that ``FALSE_ALARM_SHARE`` of held-out values exceed, at least 1 SD: with a handful of
+    held-out windows the quantile says little."""
+    return max(1.0, float(np.quantile(standard.double().numpy(), 1 - FALSE_ALARM_SHARE)))
 
 
 @torch.no_grad()
