@@ -391,8 +391,8 @@ def inspect_clip(model, path, *, threshold: float | None = None, max_seconds: fl
     figure.savefig(picture, dpi=80)
     plt.close(figure)
     _report(progress, 1.0, "done")
-    whole = (f"the whole recording is atypical: {'; '.join(found.whole)} (standard deviations above the model's "
-             "held-out recordings). " if found.whole else "")
+    whole = (f"the whole recording is atypical against the model's held-out recordings ({'; '.join(found.whole)}). "
+             if found.whole else "")
     if spans:
         listed = ", ".join(f"{s:.1f}-{e:.1f} s (peak {p:.1f})" for s, e, p in spans)
         message = (f"{name}: {whole}{len(spans)} flagged span{'s' if len(spans) > 1 else ''} above {threshold:g} "
