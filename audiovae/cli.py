@@ -389,7 +389,9 @@ def cmd_calibrate(args) -> int:
     print(f"calibrated {folder} on {calibration['recordings']} held-out recordings ({calibration['windows']} "
           f"windows of {args.window:g} s); threshold {calibration['threshold']:g} standard deviations"
           + ("" if args.threshold is not None else
-             f" (exceeded by {FALSE_ALARM_SHARE:.1%} of the held-out windows)"))
+             f" (exceeded by {FALSE_ALARM_SHARE:.1%} of the held-out windows)")
+          + f"; whole recordings: motion above {calibration['motion_threshold']:g} SD"
+          + (f", mains hum above {calibration['hum_threshold']:g} SD" if calibration.get("hum") else ""))
     return 0
 
 
