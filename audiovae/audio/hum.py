@@ -44,7 +44,7 @@ def mains_hum(waveform: np.ndarray, sample_rate: int) -> MainsHum:
     top = HARMONICS * max(MAINS_HZ) + NEIGHBOURS_HZ[1]
     if sample_rate < 4 * top:
         raise ParameterError(f"mains hum needs a sample rate of at least {4 * top:g} Hz, got {sample_rate}")
-    spectra = _log_spectra(np.asarray(waveform, dtype=np.float64), sample_rate)  # [segments, bins]
+    spectra = _log_spectra(np.asarray(waveform, dtype=np.float32), sample_rate)  # [segments, bins]
     per_mains = np.stack([_line_prominence(spectra, mains) for mains in MAINS_HZ])  # [mains, segments, harmonics]
     hop = SEGMENT_SECONDS / 2  # a segment starts every hop seconds
     step = round(WINDOW_SECONDS / 2 / hop)  # windows start every half window
@@ -64,7 +64,7 @@ def _log_spectra(waveform: np.ndarray, sample_rate: int, chunk: int = 32) -> np.
     to the highest neighbourhood (0.5 Hz apart). A recording shorter than one segment is zero-padded."""
     length = round(SEGMENT_SECONDS * sample_rate)
     peak = np.abs(waveform).max() if waveform.size else 0.0
-    x = torch.from_numpy(waveform / peak if peak > 0 else np.zeros(length)).float()
+    x = torch.from_numpy(waveform / peak if peak > 0 else np.zeros(length, np.float32))
     if len(x) < length:
         x = torch.nn.functional.pad(x, (0, length - len(x)))
     frames = x.unfold(0, length, length // 2)  # [segments, length], a view
