@@ -91,7 +91,7 @@ def inspect_mel(model, mel: torch.Tensor, *, path: str | os.PathLike = "<mel>", 
     threshold = calibration.threshold if threshold is None else threshold
     whole_terms = [(calibration.on_map_scale(motion, calibration.motion_threshold),
                     f"its latent moves unlike music over {MOTION_SECONDS:g} s: {motion:.1f} SD")]
-    hum_sd, hum_hz = (calibration.hum_score(hum) if hum is not None else None) or (None, None)
+    hum_sd, hum_hz = calibration.hum_score(hum) or (None, None)
     if hum_sd is not None:
         whole_terms.append((calibration.on_map_scale(hum_sd, calibration.hum_threshold),
                             f"mains hum at {hum_hz:g} Hz: {hum_sd:.1f} SD"))

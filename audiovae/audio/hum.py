@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._torch import torch
-
 from ..errors import ParameterError
 
 MAINS_HZ = (50.0, 60.0)

@@ -252,8 +252,9 @@ class Calibration:
 
     def hum_score(self, hum) -> tuple[float, float] | None:
         """The strongest mains hum of a recording (:class:`audiovae.audio.hum.MainsHum`) in standard deviations
-        above the held-out recordings' windows, and its frequency in Hz; None without a hum calibration."""
-        if self.hum is None:
+        above the held-out recordings' windows, and its frequency in Hz; None without a hum calibration or without
+        a measured hum (``hum`` None)."""
+        if self.hum is None or hum is None:
             return None
         worst = int(hum.strength.argmax())
         return (float(hum.strength[worst]) - self.hum[0]) / self.hum[1], float(hum.frequency[worst])
