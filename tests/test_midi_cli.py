@@ -148,6 +148,9 @@ def test_evaluate_midi_reports_and_reuses_its_classifier(trained, tmp_path, caps
     assert "note statistics" in out and notes["windows"]["train"] > 0 and notes["windows"]["held_out"] > 0
     assert 0.0 <= notes["judge_real_held_out"]["accuracy"] <= 1.0
     assert 0.0 <= report["transfer"]["notes"]["accuracy"] <= 1.0 and set(report["transfer"]["notes"]["table"])
+    kept = report["transfer"]["kept"]
+    assert 0.0 <= kept["transferred"] <= 1.0 and 0.0 <= kept["target_samples"] <= 1.0
+    assert "transfer keeps a sustain IoU" in out
     form = report["form"]["per_genre"]["low"]
     assert form["real_pieces"] > 0 and 0.0 <= form["real"] <= 1.0 and "form: share of bar pairs" in out
     assert "val/velocity_mae" not in report["reconstruction"] and "velocity_mae" in report["reconstruction"]

@@ -141,6 +141,10 @@ def test_autoregressive_prior_is_saved_and_retargets(tmp_path):
         z = model.latent_from_noise(eps, torch.tensor([0, 0, 0]))
         moved = retarget_latent(model, z, torch.tensor([0]), torch.tensor([2]))
         assert torch.allclose(moved, model.latent_from_noise(eps, torch.tensor([2, 2, 2])), atol=1e-4)
+        # with guidance, the transferred latent is the guided sample the target genre gives for the same noise
+        guided = retarget_latent(model, z, torch.tensor([0]), torch.tensor([2]), guidance=2.0)
+        assert torch.allclose(guided, model.latent_from_noise(eps, torch.tensor([2, 2, 2]), guidance=2.0), atol=1e-4)
+        assert not torch.allclose(guided, moved, atol=1e-3)
     pieces = generate_pieces(model, n=2, bars=2, genre="jazz", seed=1)
     assert len(pieces) == 2 and pieces[0].shape == (2, 32, 24)
 
@@ -234,6 +238,20 @@ def test_transfer_keeps_length_and_silence():
     assert segments.shape == (3, 2, 32, 24) and not segments[1].any()
     out = transfer_roll(model, roll, to="jazz", source="folk")
     assert out.shape == roll.shape and out[:, :32].any() and not out[:, 32:64].any()
+
+
+def test_transfer_guides_the_target_prior_like_generation():
+    model = make_model("autoregressive-prior")
+    _randomize_prior(model)
+    model.guidance, model.genre_guidance = 1.0, {"jazz": 3.0}
+    with torch.no_grad():
+        model.conv_out.bias.zero_()  # cells near p = 0.5, so the latent decides which are on
+    roll = random_rolls(1)[0].numpy() > 0.5
+    default = transfer_roll(model, roll, to="jazz", source="folk")
+    assert default[1].any()
+    assert np.array_equal(default, transfer_roll(model, roll, to="jazz", source="folk", guidance=3.0))
+    unguided = transfer_roll(model, roll, to="jazz", source="folk", guidance=0.0)
+    assert not np.array_equal(default, unguided)
 
 
 def test_classifier_learns_register_and_is_registered(tmp_path):

@@ -19,7 +19,7 @@ import torch
 from ..errors import AudioVAEError, ConfigError
 from ..checkpoint import load, read_config, write_model_folder
 from ..models.judges import GenreClassifier, balanced_draw, fit_classifier
-from .generate import decode_rolls, retarget_latent, rolls_for
+from .generate import decode_rolls, default_guidance, retarget_latent, rolls_for
 from .form import SIMILAR
 from .pianoroll import SUSTAIN, RollConfig, roll_tensor, with_velocity
 
@@ -139,17 +139,24 @@ def pick_per_genre(genre_ids: np.ndarray, genre: int, limit: int) -> np.ndarray:
 @torch.no_grad()
 def transfer_accuracy(model, classifier, segments: np.ndarray, genre_ids: np.ndarray, *, per_genre: int,
                       guidance: float | None = None, velocities: np.ndarray | None = None,
-                      note_judge=None, strength: float = 0.0) -> dict:
+                      note_judge=None, strength: float = 0.0, seed: int = 0) -> dict:
     """Held-out segments of each genre (bool [N, 2, S, P], with their onset velocities uint8 [N, S, P] when given),
-    encoded with their genre (posterior mode) and decoded as each other genre: the share the classifier puts in
-    the target genre, overall and as a source x target table; with a ``note_judge``
+    encoded with their genre (posterior mode) and decoded as each other genre with that genre's guidance on the
+    prior and the decoder (``guidance`` None: the model's default, as in generation): the share the classifier puts
+    in the target genre, overall and as a source x target table; with a ``note_judge``
     (:class:`~audiovae.midi.metrics.NoteStatisticsJudge`) the same under it ("notes"), reading the MIDI a user
-    gets. Empty results count as misses. ``strength``: see :func:`~audiovae.midi.generate.retarget_latent`."""
+    gets. Empty results count as misses. ``strength``: see :func:`~audiovae.midi.generate.retarget_latent`.
+
+    "kept": how much of the source survives, as the mean sustain IoU of each transferred segment with its source,
+    next to the same IoU between the sources and the target genre's own prior samples (what keeping nothing gives).
+    """
     from .metrics import rolls_to_windows
 
     genres = list(model.conditions)
     device = next(model.parameters()).device
     judged = {"conv": ({}, [0, 0]), "notes": ({}, [0, 0])}
+    kept, by_chance = [], []
+    generator = torch.Generator().manual_seed(seed)
     for source in range(len(genres)):
         pick = pick_per_genre(genre_ids, source, per_genre)
         if len(pick) == 0:
@@ -160,9 +167,14 @@ def transfer_accuracy(model, classifier, segments: np.ndarray, genre_ids: np.nda
         for target in range(len(genres)):
             if target == source:
                 continue
-            moved = retarget_latent(model, z, torch.tensor([source]), torch.tensor([target]), strength=strength)
-            out = rolls_for(model, decode_rolls(model, moved, torch.tensor([target]), guidance=guidance),
-                            torch.tensor([target]))
+            cond = torch.tensor([target])
+            weight = default_guidance(model, cond) if guidance is None else guidance
+            moved = retarget_latent(model, z, torch.tensor([source]), cond, strength=strength, guidance=weight)
+            out = rolls_for(model, decode_rolls(model, moved, cond, guidance=weight), cond)
+            sampled = rolls_for(model, decode_rolls(model, torch.randn(z.shape, generator=generator), cond,
+                                                    from_noise=True, guidance=weight), cond)
+            kept.append(sustain_iou(out, rolls))
+            by_chance.append(sustain_iou(sampled, rolls))
             hits = {"conv": int((classify(classifier, out) == target).sum())}
             if note_judge is not None:
                 features, _ = rolls_to_windows(out, model.roll)
@@ -174,10 +186,21 @@ def transfer_accuracy(model, classifier, segments: np.ndarray, genre_ids: np.nda
                 totals[1] += len(out)
     report = {"accuracy": judged["conv"][1][0] / max(judged["conv"][1][1], 1), "segments_per_source": per_genre,
               "table": judged["conv"][0]}
+    if kept:
+        report["kept"] = {"transferred": float(np.concatenate(kept).mean()),
+                          "target_samples": float(np.concatenate(by_chance).mean())}
     if note_judge is not None:
         report["notes"] = {"accuracy": judged["notes"][1][0] / max(judged["notes"][1][1], 1),
                            "table": judged["notes"][0]}
     return report
+
+
+def sustain_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pair of rolls [N, C, S, P], the intersection over union of their sounding cells (1 for two silent
+    rolls): float [N]."""
+    a, b = np.asarray(a)[:, SUSTAIN] > 0, np.asarray(b)[:, SUSTAIN] > 0
+    union = (a | b).sum((1, 2))
+    return np.where(union > 0, (a & b).sum((1, 2)) / np.maximum(union, 1), 1.0)
 
 
 def max_overlap(queries: np.ndarray, references: np.ndarray, *, chunk: int = 4096) -> np.ndarray:
@@ -270,7 +293,7 @@ def evaluate_model(model, data: str | Path, *, cache_dir: str | Path | None = No
     notes, note_judge = note_statistics(model, data, train, val, generated, per_genre=per_genre, seed=seed)
     log("genre transfer ...")
     transfer = transfer_accuracy(model, classifier, val.segments, val.genre_ids, per_genre=transfer_per_genre,
-                                 guidance=guidance, velocities=val.velocities, note_judge=note_judge)
+                                 guidance=guidance, velocities=val.velocities, note_judge=note_judge, seed=seed)
     log("novelty (nearest training segment) ...")
     novel = novelty(generated, train.segments, val.segments)
     log(f"form ({form_pieces} pieces of {form_bars} bars per genre against held-out pieces) ...")
@@ -375,6 +398,10 @@ def format_report(report: dict) -> str:
                                                   report["genre_control"].values()] + [report["transfer"]["accuracy"]]))
     lines.append(f"{'balanced (mean)':<{width}}" + cells([real["balanced"]] + [c["balanced"] for c in
                                                           report["genre_control"].values()] + [float("nan")]))
+    kept = report["transfer"].get("kept")
+    if kept:
+        lines.append(f"transfer keeps a sustain IoU of {kept['transferred']:.3f} with its source (the target genre's "
+                     f"own samples: {kept['target_samples']:.3f})")
     ns = report["note_statistics"]
     lines += ["", f"note statistics (read from the notes with pretty_midi; a gradient-boosted judge trained on "
                   f"{ns['windows']['train']} real training windows of 4 bars, "

@@ -249,16 +249,18 @@ def empty_message(empty: int, total: int) -> str:
 
 @torch.no_grad()
 def retarget_latent(model, z: torch.Tensor, source: torch.Tensor | None, target: torch.Tensor, *,
-                    strength: float = 0.0) -> torch.Tensor:
+                    strength: float = 0.0, guidance: float = 0.0) -> torch.Tensor:
     """Move latents Tensor[N, latent_dim] encoded under genre ``source`` to where genre ``target`` keeps the
     same prior noise: z -> eps under the source prior -> z' under the target prior (identity for the standard
-    prior, whose z is the noise). ``strength`` in [0, 1] shrinks the noise by (1 - strength) on the way, towards
-    the target prior's most typical path: 0 keeps all of the piece, 1 keeps none of it."""
+    prior, whose z is the noise). ``guidance``: classifier-free guidance on the target prior's means, as
+    generation applies it (so a transferred piece is the sample the target genre gives for the piece's noise).
+    ``strength`` in [0, 1] shrinks the noise by (1 - strength) on the way, towards the target prior's most
+    typical path: 0 keeps all of the piece, 1 keeps none of it."""
     if not 0.0 <= strength <= 1.0:
         raise ParameterError(f"strength must be in [0, 1], got {strength}")
     device = z.device
     eps = model.noise_from_latent(z, _condition_batch(source, len(z), device)) * (1.0 - strength)
-    return model.latent_from_noise(eps, _condition_batch(target, len(z), device))
+    return model.latent_from_noise(eps, _condition_batch(target, len(z), device), guidance=guidance)
 
 
 def roll_to_segments(roll: np.ndarray, steps: int) -> np.ndarray:
@@ -280,7 +282,9 @@ def transfer_roll(model, roll: np.ndarray, *, to: str | torch.Tensor, source: st
 
     Each segment is encoded with the ``source`` genre (None = the "no genre" row), its latent taken at the
     posterior mode (``temperature`` 0) or sampled, moved to the target genre's prior (``strength``: see
-    :func:`retarget_latent`) and decoded with the ``to`` genre. Silent segments stay silent.
+    :func:`retarget_latent`) and decoded with the ``to`` genre, with classifier-free guidance ``guidance`` on the
+    prior and the decoder (None = the model's default for the target genre, as in generation). Silent segments
+    stay silent.
     """
     target = parse_genre(model, to) if isinstance(to, str) else to
     if target is None:
@@ -293,7 +297,9 @@ def transfer_roll(model, roll: np.ndarray, *, to: str | torch.Tensor, source: st
     posterior = model.encode(x, _condition_batch(src, len(x), device))
     generator = torch.Generator().manual_seed(seed)
     z = posterior.mode() + temperature * posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device)
-    out = decode_rolls(model, retarget_latent(model, z, src, target, strength=strength), target, guidance=guidance)
+    guidance = default_guidance(model, target) if guidance is None else guidance
+    moved = retarget_latent(model, z, src, target, strength=strength, guidance=guidance)
+    out = decode_rolls(model, moved, target, guidance=guidance)
     out[~segments[:, 1].any(axis=(1, 2))] = 0.0
     return rolls_for(model, join_segments(out)[None, :, : roll.shape[1]], target, threshold)[0]
 
