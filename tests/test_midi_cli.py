@@ -42,7 +42,8 @@ def trained(tmp_path_factory):
 @pytest.fixture(scope="module")
 def loud(trained, tmp_path_factory):
     """The tiny trained model with its output biases raised: 12 training steps leave every cell below 0.5, so
-    the trained model itself writes only empty pieces (see the empty-piece test)."""
+    the trained model itself writes only empty pieces (see the empty-piece test). Every cell on starts a note at
+    every step, so this model also keeps notes of one step (its genres' shortest usual note is 2 steps)."""
     import torch
 
     from audiovae.checkpoint import write_model_folder
@@ -50,6 +51,7 @@ def loud(trained, tmp_path_factory):
     model = load(trained[1])
     with torch.no_grad():
         model.conv_out.bias.view(model.channels, -1)[:2] += 3.0
+    model.latent_stats["shortest_note"] = {genre: 1 for genre in model.conditions}
     return write_model_folder(tmp_path_factory.mktemp("loud") / "model", model)
 
 
@@ -64,6 +66,7 @@ def test_train_reports_skips_and_reuses_the_preprocessed_cache(trained):
     assert model.conditions == ["high", "low"] and model.roll.segment_bars == 2
     assert set(model.latent_stats["centroids"]) == {"high", "low"}
     assert len(model.latent_stats["mean"]) == model.latent_dim
+    assert set(model.latent_stats["shortest_note"]) == {"high", "low"} and "steady_voices" in model.latent_stats
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("val/onset_f1" in m and "val/kl" in m and "val/active_units" in m for m in metrics)
     assert {"loss", "loss/recon_nll", "loss/kl"} <= set(metrics[0])

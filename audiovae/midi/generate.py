@@ -9,7 +9,7 @@ and rhythm from jumping at the joins; rho = 0 gives independent segments, rho ->
 The segments are joined end to end (:func:`join_segments`) and the whole roll is cleaned once, so a note sustained
 across a join continues. Generation applies the model's classifier-free guidance (:func:`guided_probabilities`),
 and the genre's habits stored with the model when probabilities become notes (:func:`rolls_for`: voices, onset
-grid, longest note).
+grid, shortest note, steady voices, longest note).
 """
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ import torch
 
 from ..errors import ConfigError, MidiReadError, ParameterError
 from ..genres import as_weights, genre_condition
-from .pianoroll import (RollConfig, clean_roll, join_segments, limit_note_length, limit_voices, midi_to_roll,
-                        quantize_onsets, roll_tensor, snap_velocities, with_velocity)
+from .pianoroll import (SUSTAIN, RollConfig, clean_roll, join_segments, limit_note_length, limit_voices,
+                        midi_to_roll, quantize_onsets, roll_tensor, snap_velocities, with_velocity)
+from .voicing import drop_short_notes, hold_voices, keep_voices
 
 # Quarter-note tempo (bpm) and General MIDI program for the genres of the bundled data; other genres get
 # DEFAULT_TEMPO and piano.
@@ -188,11 +189,25 @@ def velocity_palette(model, cond: torch.Tensor | None) -> list[int] | None:
     return _genre_limit(model, cond, "velocity_levels", combine=lambda levels: sorted(set().union(*levels)))
 
 
+def shortest_note(model, cond: torch.Tensor | None) -> int | None:
+    """The shortest note generation under ``cond`` keeps, in grid steps: the smallest of its genres' shortest usual
+    notes (stored with the model's latent statistics, see audiovae.midi.voicing.shortest_notes); None without a
+    genre or for a model without them."""
+    return _genre_limit(model, cond, "shortest_note", combine=min)
+
+
+def steady_voice_count(model, cond: torch.Tensor | None) -> int | None:
+    """How many voices sound without a break under ``cond``: the largest of its genres' usual chords, when every
+    genre it holds keeps its voices steady (see audiovae.midi.voicing.steady_voices); else None."""
+    return _genre_limit(model, cond, "steady_voices")
+
+
 def rolls_for(model, probabilities: np.ndarray, cond: torch.Tensor | None, threshold: float = 0.5) -> np.ndarray:
     """Decoder probabilities float [N, C, T, P] under ``cond`` -> the rolls a user gets (:func:`finish_roll`), with
     velocities the condition's genres play (:func:`velocity_palette`; a genre written at one velocity keeps it
-    exactly), notes starting only where they start them (:func:`onset_grid`) and held no longer than they hold them
-    (:func:`note_length_limit`)."""
+    exactly), notes starting only where they start them (:func:`onset_grid`), none shorter than their shortest
+    usual note (:func:`shortest_note`), steady voices kept and held as they keep them (:func:`steady_voice_count`,
+    see :mod:`audiovae.midi.voicing`) and no note held longer than they hold one (:func:`note_length_limit`)."""
     rolls = finish_roll(probabilities, threshold)
     palette = velocity_palette(model, cond) if rolls.shape[-3] == 3 else None
     if palette:
@@ -200,6 +215,13 @@ def rolls_for(model, probabilities: np.ndarray, cond: torch.Tensor | None, thres
     grid = onset_grid(model, cond)
     if grid and not all(grid):
         rolls = quantize_onsets(rolls, grid)
+    shortest = shortest_note(model, cond)
+    if shortest and shortest > 1:
+        rolls = drop_short_notes(rolls, shortest)
+    voices = steady_voice_count(model, cond)
+    if voices:
+        rolls = keep_voices(rolls, voices, probabilities[..., SUSTAIN, :, :])
+        rolls = hold_voices(rolls, voices, longest_hold=model.roll.steps_per_quarter)
     longest = note_length_limit(model, cond)
     return limit_note_length(rolls, longest) if longest else rolls
 

@@ -116,8 +116,8 @@ class MidiTask(Task):
     def latent_stats(self, model) -> dict:
         """Mean/std of the posterior means over training segments (an even subsample of at most
         LATENT_STATS_MAX_SEGMENTS) and per-genre centroids, encoded with the "no genre" condition so all genres
-        live in one comparable space; and each genre's voice count, longest note, onset grid, velocity levels and
-        segment repeat rate (generation keeps to them)."""
+        live in one comparable space; and each genre's voice count, longest and shortest usual note, steady voices,
+        onset grid, velocity levels and segment repeat rate (generation keeps to them)."""
         model = unwrap(model)
         device = next(model.parameters()).device
         segments, genre_ids = self.train_set.segments, self.train_set.genre_ids
@@ -131,11 +131,14 @@ class MidiTask(Task):
         centroids = {g: means[torch.from_numpy(genre_ids == i)].mean(0).tolist()
                      for i, g in enumerate(self.genres) if (genre_ids == i).any()}
         from ..midi.pianoroll import longest_notes, onset_grids, velocity_levels, voice_counts
+        from ..midi.voicing import shortest_notes, steady_voices
 
         data = self.train_set
         return {"mean": means.mean(0).tolist(), "std": means.std(0).tolist(), "segments": int(len(means)),
                 "centroids": centroids, "voices": voice_counts(data.segments, data.genre_ids, self.genres),
                 "longest_note": longest_notes(segments, genre_ids, self.genres),
+                "shortest_note": shortest_notes(segments, genre_ids, self.genres),
+                "steady_voices": steady_voices(segments, genre_ids, self.genres),
                 "onset_grid": onset_grids(segments, genre_ids, self.genres, self.roll_config.steps_per_quarter),
                 "velocity_levels": velocity_levels(data.velocities, data.genre_ids, self.genres),
                 "repeats": self.segment_repeats()}
