@@ -7,9 +7,10 @@
 The model is freshly built from the recipe's [model] and [data] grid (6 genres) unless --model is given; weights
 do not change the speed. Training feeds random rolls at the grid's typical density (no data loading) with the
 recipe's batch size. Generation draws noise ~ N(0, I), maps it through the model's prior and decodes one batch of
---generate segments of one genre with the model's classifier-free guidance ("decode"; guidance doubles the prior
-and decoder work), and additionally turns them into the rolls a user gets ("to rolls": thresholded, cleaned, with
-velocities and each genre's longest-note limit), the way generate-midi does. Times are the best of --repeats runs (the CPU may be shared).
+--generate segments of the model's first genre (baroque_chorale for default-midi, the genre with the most decoding
+rules) with the model's classifier-free guidance ("decode"; guidance doubles the prior and decoder work), and
+additionally turns them into the rolls a user gets ("to rolls": thresholded, cleaned, with velocities and the
+genre's onset grid, shortest note, steady voices and longest note), the way generate-midi does. Times are the best of --repeats runs (the CPU may be shared).
 """
 from __future__ import annotations
 

@@ -112,9 +112,11 @@ def register_midi_verbs(verbs) -> None:
     p.set_defaults(func=cmd_generate_midi)
 
     p = verbs.add_parser("transfer-midi", help="re-decode a MIDI file under another genre",
-                         description="Encode each segment of a MIDI file (with --from's genre, else 'no genre') "
-                         "and decode it with the --to genre. The output keeps the input's length and tempo (--tempo "
-                         "overrides it); --program defaults to the target genre's instrument.")
+                         description="Encode each segment of a MIDI file (with --from's genre, else 'no genre'), "
+                         "map it to its prior noise and decode that noise as the --to genre, with the target's "
+                         "guidance on its prior and decoder as generation applies it (--guidance to change). The "
+                         "output keeps the input's length and tempo (--tempo overrides it); --program defaults to "
+                         "the target genre's instrument.")
     shared.add_model(p, "MIDI")
     p.add_argument("input", help="MIDI file to transfer")
     shared.add_genre(p, "--to", required=True, what="target genre")

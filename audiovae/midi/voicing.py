@@ -101,22 +101,29 @@ def keep_voices(roll: np.ndarray, voices: int, priority: np.ndarray) -> np.ndarr
     if voices < 1:
         raise ParameterError(f"voices must be >= 1, got {voices}")
     out = np.array(roll, copy=True)
-    onset, sustain = out[..., ONSET, :, :].astype(bool), out[..., SUSTAIN, :, :].astype(bool)
+    shape = out.shape[-2:]
+    onset = out[..., ONSET, :, :].astype(bool).reshape(-1, *shape)
+    sustain = out[..., SUSTAIN, :, :].astype(bool).reshape(-1, *shape)
+    priority = np.broadcast_to(priority, out[..., SUSTAIN, :, :].shape).reshape(-1, *shape)
     keep = np.zeros_like(sustain)
-    kept = np.zeros(sustain.shape[:-2] + sustain.shape[-1:], dtype=bool)     # the pitch's note holds a voice
-    dropped = np.zeros_like(kept)                                             # the pitch's note was dropped
-    for t in range(sustain.shape[-2]):
-        sounding, starts = sustain[..., t, :], onset[..., t, :]
+    kept = np.zeros((len(sustain), shape[1]), dtype=bool)     # the pitch's note holds a voice
+    dropped = np.zeros_like(kept)                              # the pitch's note was dropped
+    for t in range(shape[0]):
+        starts = onset[:, t]
         dropped &= ~starts
-        going_on = sounding & kept & ~starts
-        wanted = sounding & ~dropped
-        score = np.where(going_on, 2.0, 0.0) + np.where(wanted, 1.0 + np.clip(priority[..., t, :], 0.0, 0.999), 0.0)
-        rank = np.argsort(np.argsort(-score, axis=-1, kind="stable"), axis=-1, kind="stable")
-        now = wanted & (rank < voices)
+        wanted = sustain[:, t] & ~dropped
+        now = wanted.copy()
+        crowded = np.flatnonzero(wanted.sum(-1) > voices)  # only these rows need a choice
+        if len(crowded):
+            going_on = wanted[crowded] & kept[crowded] & ~starts[crowded]
+            score = np.where(going_on, 2.0, 0.0) + np.where(wanted[crowded], 1.0 + np.clip(priority[crowded, t], 0.0,
+                                                                                              0.999), 0.0)
+            rank = np.argsort(np.argsort(-score, axis=-1, kind="stable"), axis=-1, kind="stable")
+            now[crowded] &= rank < voices
         dropped |= wanted & ~now
         kept = now
-        keep[..., t, :] = now
-    out[..., : out.shape[-3], :, :] *= keep[..., None, :, :].astype(out.dtype)
+        keep[:, t] = now
+    out[..., : out.shape[-3], :, :] *= keep.reshape(out[..., SUSTAIN, :, :].shape)[..., None, :, :].astype(out.dtype)
     return out
 
 
