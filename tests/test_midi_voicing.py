@@ -52,7 +52,7 @@ def test_keep_voices_keeps_sounding_notes_and_drops_a_new_note_whole():
 def test_hold_voices_fills_gaps_up_to_the_limit_without_new_notes():
     roll = roll_of([(0, 0, 2), (1, 4, 6), (2, 12, 14)], velocity=90)
     out = hold_voices(roll, 1, longest_hold=2)
-    # the first note is held until the next one takes its voice; the second only for 2 extra steps
+    # a stopped note is held for at most 2 extra steps: the first until the next note starts, the others for 2
     assert notes_of(out) == [(0, 0, 4), (1, 4, 8), (2, 12, 16)]
     assert np.array_equal(out[ONSET], roll[ONSET]) and np.array_equal(out[VELOCITY], roll[VELOCITY])
     chord = roll_of([(0, 0, 4), (1, 0, 2), (2, 0, 2)])

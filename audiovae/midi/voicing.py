@@ -6,7 +6,8 @@ their steps, with 8% of notes a sixteenth long; thresholded samples of ``default
 a sixteenth long. Three rules put the genre's habits back, each from a statistic of its training segments:
 
 - *shortest note* (:func:`shortest_notes`): notes shorter than the genre's 10th percentile of note lengths are
-  dropped (baroque_chorale and german_folk 2 steps, renaissance_polyphony 4, the rest 1: nothing dropped);
+  dropped (in the bundled data baroque_chorale, german_folk and medieval_trecento 2 steps, renaissance_polyphony 4,
+  the quartet and the fiddle 1: nothing dropped);
 - *steady voices* (:func:`steady_voices`): for a genre that keeps its usual chord (the median over segments of the
   most notes sounding at once) sounding in at least 90% of the steps of a segment, at most that many notes sound,
   a note already sounding keeps its voice and a new one without a free voice is dropped
