@@ -9,8 +9,9 @@ The folders are split exactly as training splits them (the same hash of --seed a
 the rows are the recordings that run never saw. Each held-out recording is encoded whole, with its genre when the
 model knows it (else with no genre), and decoded. Columns: recordings, spectral convergence of mel magnitudes,
 log-mel L1, KL per latent frame (nats), and seconds of compute per clip. The log-mels come from the model's own
-front end (cached under --cache, outside the data folders). For a VQ model a last line says how the held-out codes
-use the codebooks: averaged over the codebooks and for the weakest one.
+front end (cached under --cache, outside the data folders). For a VQ model the last lines say how the codes use the
+codebooks, averaged over the codebooks and for the weakest one: on the held-out recordings, and on the training
+recordings (the codebooks' state at the end of training: a code no training recording uses is dead).
 """
 from __future__ import annotations
 
@@ -59,14 +60,14 @@ def per_genre_rows(model, held_out: AudioFolder) -> dict[str, dict[str, float]]:
 
 
 @torch.no_grad()
-def codebook_use(model, held_out: AudioFolder) -> dict[str, float]:
-    """code_statistics of a VQ model's codes over the held-out recordings (each whole, with its genre if known)."""
+def codebook_use(model, recordings: AudioFolder) -> dict[str, float]:
+    """code_statistics of a VQ model's codes over a split's recordings (each whole, with its genre if known)."""
     from audiovae.models.quantiser import code_statistics
 
     known = list(model.conditions)
     codes = []
-    for _, mel, genre_id in held_out.eval_items():
-        genre = held_out.genres[genre_id] if genre_id >= 0 else None
+    for _, mel, genre_id in recordings.eval_items():
+        genre = recordings.genres[genre_id] if genre_id >= 0 else None
         cond = torch.tensor([known.index(genre)]) if genre in known else None
         codes.append(model.encode_codes(mel[None], cond)[0])
     return code_statistics(torch.cat(codes, 1), model.codebook_size)
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     model = audiovae.load(args.model, modality="audio")
-    _, held_out = AudioFolder.splits(args.data if len(args.data) > 1 else args.data[0], cache_dir=args.cache,
+    train, held_out = AudioFolder.splits(args.data if len(args.data) > 1 else args.data[0], cache_dir=args.cache,
                                      mel_config=model.frontend, val_fraction=args.val_fraction, seed=args.seed,
                                      split_group=args.split_group, progress=False)
     rows = per_genre_rows(model, held_out)
@@ -87,11 +88,13 @@ def main(argv=None) -> int:
     for genre, r in rows.items():
         print(f"{genre:<{width}}  {r['recordings']:>4}  {r['spectral_convergence']:>6.3f}  {r['logmel_l1']:>9.3f}  "
               f"{r['kl_per_latent_frame']:>8.1f}  {r['seconds_per_clip']:>6.2f}")
-    codebooks = codebook_use(model, held_out) if hasattr(model, "encode_codes") else None
-    if codebooks:
-        print(f"codebooks ({model.num_codebooks} x {model.codebook_size}, {model.bits_per_second:.0f} bits/s), held-out "
-              f"codes: perplexity {codebooks['perplexity_ratio']:.1%} of K and {codebooks['dead']:.1%} unused on "
-              f"average; weakest codebook {codebooks['worst_perplexity_ratio']:.1%} and {codebooks['worst_dead']:.1%}")
+    codebooks = ({split: codebook_use(model, recordings) for split, recordings in (("held-out", held_out),
+                                                                                  ("training", train))}
+                 if hasattr(model, "encode_codes") else None)
+    for split, use in (codebooks or {}).items():
+        print(f"codebooks ({model.num_codebooks} x {model.codebook_size}, {model.bits_per_second:.0f} bits/s), {split} "
+              f"codes: perplexity {use['perplexity_ratio']:.1%} of K and {use['dead']:.1%} unused on average; "
+              f"weakest codebook {use['worst_perplexity_ratio']:.1%} and {use['worst_dead']:.1%}")
     if args.json:
         Path(args.json).write_text(json.dumps({"model": args.model, "data": args.data, "rows": rows,
                                                "codebooks": codebooks}, indent=2))
