@@ -232,11 +232,18 @@ def longest_notes(segments: np.ndarray, genre_ids: np.ndarray, genres: list[str]
                   ) -> dict[str, int]:
     """How long each genre holds one pitch: the ``percentile`` of note lengths in grid steps over the notes of its
     bool segments [N, 2, S, P] (a high percentile rather than the maximum, which one stray note can set)."""
+    return {genre: max(1, int(np.ceil(np.percentile(lengths, percentile))))
+            for genre, lengths in genre_note_lengths(segments, genre_ids, genres).items()}
+
+
+def genre_note_lengths(segments: np.ndarray, genre_ids: np.ndarray, genres: list[str]) -> dict[str, list[int]]:
+    """The lengths in grid steps of every note of each genre's bool segments [N, 2, S, P]; genres without notes are
+    left out."""
     out = {}
     for g, genre in enumerate(genres):
         lengths = [e - s for segment in segments[genre_ids == g] for _, s, e in roll_notes(segment)]
         if lengths:
-            out[genre] = max(1, int(np.ceil(np.percentile(lengths, percentile))))
+            out[genre] = lengths
     return out
 
 

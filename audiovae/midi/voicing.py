@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ParameterError
-from .pianoroll import ONSET, SUSTAIN, roll_notes
+from .pianoroll import ONSET, SUSTAIN, genre_note_lengths
 
 STEADY_SHARE = 0.9           # the share of steps a genre must keep its usual chord sounding to count as steady
 SHORTEST_PERCENTILE = 10.0   # notes shorter than this percentile of the genre's lengths are dropped
@@ -32,12 +32,8 @@ def shortest_notes(segments: np.ndarray, genre_ids: np.ndarray, genres: list[str
                    percentile: float = SHORTEST_PERCENTILE) -> dict[str, int]:
     """The shortest usual note of each genre, in grid steps: the ``percentile`` of the note lengths of its bool
     segments [N, 2, S, P] (at least 1)."""
-    out = {}
-    for g, genre in enumerate(genres):
-        lengths = [e - s for segment in segments[genre_ids == g] for _, s, e in roll_notes(segment)]
-        if lengths:
-            out[genre] = max(1, int(np.percentile(lengths, percentile)))
-    return out
+    return {genre: max(1, int(np.percentile(lengths, percentile)))
+            for genre, lengths in genre_note_lengths(segments, genre_ids, genres).items()}
 
 
 def steady_voices(segments: np.ndarray, genre_ids: np.ndarray, genres: list[str], *,
